@@ -1,0 +1,66 @@
+using System.CommandLine;
+
+namespace ZCode.Cli;
+
+/// <summary>Builds the command tree and maps outcomes to exit codes: 0 ok, 1 runtime failure, 2 bad input.</summary>
+public static class CliApp
+{
+    public const int ExitOk = 0, ExitRuntime = 1, ExitBadInput = 2;
+
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand("zcode: multitask multilingual Mixture-of-Experts seq2seq trainer (Z-code M3 recipe)");
+        foreach (var command in CommandFactories())
+            root.Add(command);
+        return root;
+    }
+
+    private static IEnumerable<Command> CommandFactories()
+    {
+        yield break;
+    }
+
+    /// <summary>Parses and runs; bad arguments and <see cref="UserInputException"/> give exit code 2 and one line.</summary>
+    public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
+    {
+        stdout ??= Console.Out;
+        stderr ??= Console.Error;
+        var root = BuildRoot();
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            var help = string.Join(' ', CommandPath(parse).Prepend("zcode").Append("--help"));
+            stderr.WriteLine($"zcode: {parse.Errors[0].Message} (see '{help}')");
+            return ExitBadInput;
+        }
+        try
+        {
+            var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
+            return parse.Invoke(config);
+        }
+        catch (UserInputException e)
+        {
+            stderr.WriteLine(e.Message);
+            return ExitBadInput;
+        }
+        catch (OperationCanceledException)
+        {
+            stderr.WriteLine("zcode: cancelled");
+            return ExitRuntime;
+        }
+        catch (Exception e) when (Environment.GetEnvironmentVariable("ZCODE_DEBUG") != "1")
+        {
+            var inner = e is TypeInitializationException { InnerException: not null } t ? t.InnerException! : e;
+            stderr.WriteLine($"zcode: error: {inner.Message}");
+            return ExitRuntime;
+        }
+    }
+
+    private static IEnumerable<string> CommandPath(ParseResult parse)
+    {
+        var names = new List<string>();
+        for (var r = parse.CommandResult; r is not null && r.Command is not RootCommand; r = r.Parent as System.CommandLine.Parsing.CommandResult)
+            names.Insert(0, r.Command.Name);
+        return names;
+    }
+}
