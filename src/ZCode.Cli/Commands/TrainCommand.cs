@@ -1,0 +1,70 @@
+using System.CommandLine;
+using Serilog;
+using Serilog.Events;
+using TorchSharp;
+using ZCode.Cli.Ui;
+using ZCode.Config;
+using ZCode.Data;
+using ZCode.Model;
+using ZCode.Training;
+
+namespace ZCode.Cli.Commands;
+
+/// <summary>`zcode train`: single-process training from a config (embedded m3-tiny on data-samples/ by default).</summary>
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string?>("--config") { Description = "config YAML (default: the embedded m3-tiny on data-samples/)" };
+        var sets = CommonOptions.SetOption();
+        var output = new Option<string?>("--output") { Description = "run directory (default: runs/<timestamp>)" };
+        var cmd = new Command("train", "Train a Mixture-of-Experts encoder-decoder") { config, sets, output };
+        cmd.SetAction((parse, cancel) => Task.FromResult(Run(parse.GetValue(config), parse.GetValue(sets) ?? [],
+            parse.GetValue(output), parse.InvocationConfiguration.Output, cancel)));
+        return cmd;
+    }
+
+    private static int Run(string? configFile, string[] sets, string? outputDir, TextWriter stdout, CancellationToken cancel)
+    {
+        var cfg = CommonOptions.LoadConfig(configFile, sets);
+        outputDir ??= Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss"));
+        var existing = Path.Combine(outputDir, "checkpoints");
+        if (Directory.Exists(existing) && Directory.EnumerateDirectories(existing, "step-*").Any())
+            throw new UserInputException($"{outputDir}: already holds checkpoints from an earlier run; choose another --output or remove it");
+        Directory.CreateDirectory(outputDir);
+
+        using var observer = new ConsoleTrainingObserver(stdout);
+        bool interactive = !Console.IsOutputRedirected;
+        using var log = new LoggerConfiguration()
+            .MinimumLevel.Debug()
+            .WriteTo.File(Path.Combine(outputDir, "train.log"), outputTemplate: "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} [{Level:u3}] {Message:lj}{NewLine}{Exception}")
+            .WriteTo.Console(restrictedToMinimumLevel: interactive ? LogEventLevel.Warning : LogEventLevel.Information,
+                             standardErrorFromLevel: LogEventLevel.Warning)
+            .CreateLogger();
+
+        torch.set_num_threads(cfg.Train.Threads > 0 ? cfg.Train.Threads : Environment.ProcessorCount);
+        torch.manual_seed(cfg.Train.Seed);
+
+        var data = TrainingData.Open(cfg, log);
+        cfg.Model.VocabSize = Math.Max(cfg.Model.VocabSize, data.VocabSize);
+        var model = new Seq2SeqTransformer(cfg.Model, data.PadId);
+        model.ComputeDtype = cfg.Train.Dtype == "bfloat16" ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32;
+        MoeSeeding.Apply(model, cfg.Train.Seed);
+        log.Information("output directory {Dir}", Path.GetFullPath(outputDir));
+
+        // Ctrl-C asks the loop to stop after the current step; the trainer then saves a checkpoint.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; stop.Cancel(); };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            var trainer = new Trainer(cfg, model, data.Batches, outputDir, log, observer);
+            trainer.Run(stop.Token);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+        return CliApp.ExitOk;
+    }
+}

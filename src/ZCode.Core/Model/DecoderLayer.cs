@@ -1,0 +1,45 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using ZCode.Config;
+using ZCode.Model.Moe;
+using static TorchSharp.torch;
+
+namespace ZCode.Model;
+
+/// <summary>Pre-LN decoder layer: causal self-attention, cross-attention on the encoder output, FFN or MoE.</summary>
+public sealed class DecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tensor, Tensor>
+{
+    private readonly LayerNorm self_attn_norm, cross_attn_norm, ffn_norm;
+    private readonly MultiHeadAttention self_attn, cross_attn;
+    private readonly FfnSublayer ffn;
+    private readonly double dropout;
+
+    public DecoderLayer(string name, ModelConfig cfg, bool isMoe) : base(name)
+    {
+        self_attn_norm = nn.LayerNorm(cfg.DModel);
+        self_attn = new MultiHeadAttention("self_attn", cfg.DModel, cfg.Heads, cfg.AttentionDropout);
+        cross_attn_norm = nn.LayerNorm(cfg.DModel);
+        cross_attn = new MultiHeadAttention("cross_attn", cfg.DModel, cfg.Heads, cfg.AttentionDropout);
+        ffn_norm = nn.LayerNorm(cfg.DModel);
+        ffn = new FfnSublayer("ffn", cfg, isMoe);
+        dropout = cfg.Dropout;
+        RegisterComponents();
+    }
+
+    public MoeLayer? Moe => ffn.Moe;
+
+    /// <summary>
+    /// x [B, Lt, d]; targetMask [B, Lt] real target positions (routing only; causality handles padding);
+    /// memory [B, Ls, d] encoder output; sourceMask [B, Ls].
+    /// </summary>
+    public override Tensor forward(Tensor x, Tensor targetMask, Tensor memory, Tensor sourceMask)
+    {
+        var h = LayerNormIn.Apply(self_attn_norm, x);
+        h = self_attn.call(h, h, null, true);
+        x = x + nn.functional.dropout(h, dropout, training);
+        h = cross_attn.call(LayerNormIn.Apply(cross_attn_norm, x), memory, sourceMask, false);
+        x = x + nn.functional.dropout(h, dropout, training);
+        h = ffn.call(LayerNormIn.Apply(ffn_norm, x), targetMask);
+        return x + nn.functional.dropout(h, dropout, training);
+    }
+}

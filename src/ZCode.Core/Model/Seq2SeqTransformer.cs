@@ -1,0 +1,117 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using ZCode.Config;
+using ZCode.Model.Moe;
+using static TorchSharp.torch;
+
+namespace ZCode.Model;
+
+/// <summary>
+/// Z-code M3 encoder-decoder: pre-LN Transformer, shared source/target embedding scaled by sqrt(d) and tied to
+/// the output projection, sinusoidal or learned positions, MoE FFN every n-th layer in encoder and decoder.
+/// The target-language tag is part of the source ids (the data side prepends it).
+/// </summary>
+public sealed class Seq2SeqTransformer : nn.Module<Tensor, Tensor, Tensor>
+{
+    private readonly Embedding embed_tokens;
+    private readonly Embedding? embed_positions;
+    private readonly ModuleList<EncoderLayer> encoder_layers;
+    private readonly ModuleList<DecoderLayer> decoder_layers;
+    private readonly LayerNorm encoder_norm, decoder_norm;
+    private readonly Tensor? sinusoids;
+    private readonly double embedScale;
+
+    public ModelConfig Config { get; }
+    public int PadId { get; }
+
+    /// <summary>Compute dtype of activations and matmuls (fp32 or bf16); parameters always stay fp32.</summary>
+    public ScalarType ComputeDtype { get; set; } = ScalarType.Float32;
+
+    public Seq2SeqTransformer(ModelConfig cfg, int padId = 0) : base("zcode")
+    {
+        Config = cfg;
+        PadId = padId;
+        embedScale = Math.Sqrt(cfg.DModel);
+        embed_tokens = nn.Embedding(cfg.VocabSize, cfg.DModel, padding_idx: padId);
+        using (no_grad())
+        {
+            nn.init.normal_(embed_tokens.weight!, 0, Math.Pow(cfg.DModel, -0.5));
+            embed_tokens.weight![padId].zero_();
+        }
+        if (cfg.Positions == "learned")
+            embed_positions = nn.Embedding(cfg.MaxPositions, cfg.DModel);
+        else
+            sinusoids = SinusoidalPositions.Table(cfg.MaxPositions, cfg.DModel);
+
+        encoder_layers = new ModuleList<EncoderLayer>(Enumerable.Range(0, cfg.EncoderLayers)
+            .Select(i => new EncoderLayer($"encoder_{i}", cfg, MoeLayout.IsMoeLayer(cfg.Moe, i))).ToArray());
+        decoder_layers = new ModuleList<DecoderLayer>(Enumerable.Range(0, cfg.DecoderLayers)
+            .Select(i => new DecoderLayer($"decoder_{i}", cfg, MoeLayout.IsMoeLayer(cfg.Moe, i))).ToArray());
+        encoder_norm = nn.LayerNorm(cfg.DModel);
+        decoder_norm = nn.LayerNorm(cfg.DModel);
+        RegisterComponents();
+    }
+
+    /// <summary>All MoE layers, encoder first then decoder, in layer order (the order of expert statistics).</summary>
+    public IReadOnlyList<MoeLayer> MoeLayers =>
+        encoder_layers.Select(l => l.Moe).Concat(decoder_layers.Select(l => l.Moe)).OfType<MoeLayer>().ToList();
+
+    /// <summary>Teacher-forced forward: src [B, Ls], tgtIn [B, Lt] -> fp32 logits [B, Lt, V].</summary>
+    public override Tensor forward(Tensor src, Tensor tgtIn)
+    {
+        var srcMask = src.ne(PadId);
+        var memory = Encode(src, srcMask);
+        return Decode(tgtIn, memory, srcMask);
+    }
+
+    /// <summary>Encoder output [B, Ls, d] in the compute dtype.</summary>
+    public Tensor Encode(Tensor src, Tensor srcMask)
+    {
+        var x = Embed(src);
+        foreach (var layer in encoder_layers)
+            x = layer.call(x, srcMask);
+        return LayerNormIn.Apply(encoder_norm, x);
+    }
+
+    /// <summary>Decoder logits [B, Lt, V] (fp32) for decoder input tgtIn given the encoder memory.</summary>
+    public Tensor Decode(Tensor tgtIn, Tensor memory, Tensor srcMask)
+    {
+        var tgtMask = tgtIn.ne(PadId);
+        var x = Embed(tgtIn);
+        foreach (var layer in decoder_layers)
+            x = layer.call(x, tgtMask, memory, srcMask);
+        x = LayerNormIn.Apply(decoder_norm, x);
+        var w = embed_tokens.weight!;
+        var logits = nn.functional.linear(x, w.dtype == x.dtype ? w : w.to_type(x.dtype));
+        return logits.dtype == ScalarType.Float32 ? logits : logits.to_type(ScalarType.Float32);
+    }
+
+    private Tensor Embed(Tensor ids)
+    {
+        long len = ids.shape[1];
+        if (len > Config.MaxPositions)
+            throw new ArgumentException($"sequence length {len} exceeds model.max_positions {Config.MaxPositions}");
+        var x = embed_tokens.call(ids) * embedScale;
+        var pos = embed_positions is not null
+            ? embed_positions.call(arange(len, device: ids.device))
+            : sinusoids!.narrow(0, 0, len).to(ids.device);
+        x = x + pos.unsqueeze(0);
+        x = nn.functional.dropout(x, Config.Dropout, training);
+        return x.dtype == ComputeDtype ? x : x.to_type(ComputeDtype);
+    }
+
+    /// <summary>Sum over MoE layers of the unweighted load-balancing losses of the last forward (DeepSpeed sums).</summary>
+    public Tensor? AuxLoss() => SumOf(MoeLayers.Select(m => m.AuxLoss));
+
+    /// <summary>Sum over MoE layers of the router z-losses of the last forward.</summary>
+    public Tensor? ZLoss() => SumOf(MoeLayers.Select(m => m.ZLoss));
+
+    private static Tensor? SumOf(IEnumerable<Tensor?> terms)
+    {
+        Tensor? total = null;
+        foreach (var t in terms)
+            if (t is not null)
+                total = total is null ? t : total + t;
+        return total;
+    }
+}

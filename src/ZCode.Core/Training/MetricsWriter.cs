@@ -1,0 +1,54 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace ZCode.Training;
+
+/// <summary>Appends one JSON object per logged step to metrics.jsonl, flushed per line so a crash loses nothing.</summary>
+public sealed class MetricsWriter : IDisposable
+{
+    private readonly StreamWriter writer;
+
+    public MetricsWriter(string path, bool append)
+    {
+        writer = new StreamWriter(path, append, new UTF8Encoding(false)) { AutoFlush = true };
+    }
+
+    public void Write(StepMetrics m)
+    {
+        var buffer = new MemoryStream();
+        using (var j = new Utf8JsonWriter(buffer))
+        {
+            j.WriteStartObject();
+            j.WriteNumber("step", m.Step);
+            j.WriteNumber("loss", Round(m.Loss));
+            j.WriteNumber("nll_loss", Round(m.NllLoss));
+            j.WriteNumber("lr", m.Lr);
+            j.WriteNumber("tokens", m.Tokens);
+            j.WriteNumber("total_tokens", m.TotalTokens);
+            j.WriteNumber("tokens_per_s", Math.Round(m.TokensPerSecond, 1));
+            j.WriteNumber("aux_loss", Round(m.AuxLoss));
+            j.WriteNumber("z_loss", Round(m.ZLoss));
+            j.WriteNumber("grad_norm", Round(m.GradNorm));
+            j.WriteNumber("dropped_fraction", Round(m.DroppedFraction));
+            j.WriteStartArray("expert_load");
+            foreach (var layer in m.ExpertLoad)
+            {
+                j.WriteStartArray();
+                foreach (var f in layer)
+                    j.WriteNumberValue(Round(f));
+                j.WriteEndArray();
+            }
+            j.WriteEndArray();
+            j.WriteNumber("step_s", Round(m.StepSeconds));
+            j.WriteNumber("data_wait_s", Round(m.DataWaitSeconds));
+            j.WriteNumber("elapsed_s", Math.Round(m.ElapsedSeconds, 3));
+            j.WriteEndObject();
+        }
+        writer.WriteLine(Encoding.UTF8.GetString(buffer.ToArray()));
+    }
+
+    private static double Round(double v) => double.IsFinite(v) ? Math.Round(v, 6) : 0.0;
+
+    public void Dispose() => writer.Dispose();
+}

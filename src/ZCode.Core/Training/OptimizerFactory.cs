@@ -1,0 +1,35 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using ZCode.Config;
+using static TorchSharp.torch;
+
+namespace ZCode.Training;
+
+/// <summary>AdamW with decoupled weight decay on weight matrices only (not biases, norms or embeddings' pad row).</summary>
+public static class OptimizerFactory
+{
+    public static AdamW Create(nn.Module model, TrainConfig t)
+    {
+        var decay = new List<Parameter>();
+        var noDecay = new List<Parameter>();
+        foreach (var (name, p) in model.named_parameters())
+        {
+            if (!p.requires_grad)
+                continue;
+            bool isNormOrBias = p.dim() < 2 || name.EndsWith(".bias", StringComparison.Ordinal) || name.Contains("norm", StringComparison.Ordinal);
+            (isNormOrBias ? noDecay : decay).Add(p);
+        }
+        var groups = new List<AdamW.ParamGroup>
+        {
+            new(decay, t.Lr, t.AdamBeta1, t.AdamBeta2, t.AdamEps, t.WeightDecay),
+            new(noDecay, t.Lr, t.AdamBeta1, t.AdamBeta2, t.AdamEps, 0.0),
+        };
+        return optim.AdamW(groups, t.Lr, t.AdamBeta1, t.AdamBeta2, t.AdamEps, t.WeightDecay);
+    }
+
+    public static void SetLearningRate(AdamW optimizer, double lr)
+    {
+        foreach (var g in optimizer.ParamGroups)
+            g.LearningRate = lr;
+    }
+}

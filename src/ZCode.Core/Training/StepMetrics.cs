@@ -1,0 +1,27 @@
+namespace ZCode.Training;
+
+/// <summary>What one logged optimizer step reports (one line of metrics.jsonl).</summary>
+public sealed class StepMetrics
+{
+    public int Step { get; init; }
+    public int MaxSteps { get; init; }
+    /// <summary>Label-smoothed cross entropy per target token (nats).</summary>
+    public double Loss { get; init; }
+    /// <summary>Unsmoothed negative log-likelihood per target token (nats).</summary>
+    public double NllLoss { get; init; }
+    public double Lr { get; init; }
+    /// <summary>Target tokens in this step.</summary>
+    public long Tokens { get; init; }
+    public long TotalTokens { get; init; }
+    public double TokensPerSecond { get; init; }
+    public double AuxLoss { get; init; }
+    public double ZLoss { get; init; }
+    public double GradNorm { get; init; }
+    public double DroppedFraction { get; init; }
+    /// <summary>Per MoE layer (encoder then decoder), fraction of kept assignments per expert.</summary>
+    public double[][] ExpertLoad { get; init; } = [];
+    public double StepSeconds { get; init; }
+    /// <summary>Seconds of this step spent waiting for the batch.</summary>
+    public double DataWaitSeconds { get; init; }
+    public double ElapsedSeconds { get; init; }
+}

@@ -1,0 +1,182 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Serilog;
+using TorchSharp;
+using TorchSharp.Modules;
+using ZCode.Checkpoints;
+using ZCode.Config;
+using ZCode.Model;
+using static TorchSharp.torch;
+
+namespace ZCode.Training;
+
+/// <summary>
+/// Single-process training loop: token-normalised label-smoothed cross entropy plus weighted MoE aux/z losses,
+/// AdamW with warmup schedule, global-norm clipping, periodic metrics and crash-safe checkpoints.
+/// </summary>
+public sealed class Trainer
+{
+    private readonly ZCodeConfig cfg;
+    private readonly Seq2SeqTransformer model;
+    private readonly IBatchSource data;
+    private readonly string outputDir;
+    private readonly ILogger log;
+    private readonly ITrainingObserver observer;
+    private readonly AdamW optimizer;
+    private readonly CheckpointStore checkpoints;
+    private readonly Device device;
+    private long totalTokens;
+
+    public Trainer(ZCodeConfig cfg, Seq2SeqTransformer model, IBatchSource data, string outputDir, ILogger log,
+        ITrainingObserver observer, Device? device = null)
+    {
+        this.cfg = cfg;
+        this.model = model;
+        this.data = data;
+        this.outputDir = outputDir;
+        this.log = log;
+        this.observer = observer;
+        this.device = device ?? CPU;
+        optimizer = OptimizerFactory.Create(model, cfg.Train);
+        checkpoints = new CheckpointStore(outputDir, cfg.Train.KeepLast);
+    }
+
+    public CheckpointStore Checkpoints => checkpoints;
+
+    /// <summary>Trains until train.max_steps or cancellation; always saves a final checkpoint. Returns the last step.</summary>
+    public int Run(CancellationToken cancel)
+    {
+        var t = cfg.Train;
+        int step = 0;
+        var clock = Stopwatch.StartNew();
+        using var metrics = new MetricsWriter(Path.Combine(outputDir, "metrics.jsonl"), append: false);
+        observer.OnStart(step, t.MaxSteps);
+        log.Information("training {Params:N0} parameters for {Steps} steps, {Tokens} tokens per batch",
+            model.parameters().Sum(p => p.numel()), t.MaxSteps, t.TokensPerBatch);
+
+        int lastSaved = -1;
+        while (step < t.MaxSteps && !cancel.IsCancellationRequested)
+        {
+            step++;
+            var m = TrainStep(step, clock);
+            bool logged = step % Math.Max(1, t.LogInterval) == 0 || step == t.MaxSteps || step == 1;
+            if (logged)
+            {
+                metrics.Write(m);
+                log.Debug("step {Step} loss {Loss:F4} nll {Nll:F4} lr {Lr:E2} tok/s {Tps:F0} aux {Aux:F4} gnorm {G:F3} dropped {Drop:P1}",
+                    m.Step, m.Loss, m.NllLoss, m.Lr, m.TokensPerSecond, m.AuxLoss, m.GradNorm, m.DroppedFraction);
+            }
+            observer.OnStep(m, logged);
+            if (!double.IsFinite(m.Loss))
+                throw new InvalidOperationException($"loss became {m.Loss} at step {step}; lower train.lr or check the data");
+            if (t.SaveInterval > 0 && step % t.SaveInterval == 0 && step < t.MaxSteps)
+            {
+                Save(step);
+                lastSaved = step;
+            }
+        }
+
+        bool interrupted = step < t.MaxSteps;
+        if (step > 0 && lastSaved != step)
+            Save(step);
+        observer.OnFinish(step, interrupted);
+        log.Information(interrupted ? "interrupted at step {Step}; checkpoint saved" : "finished at step {Step}", step);
+        return step;
+    }
+
+    private StepMetrics TrainStep(int step, Stopwatch clock)
+    {
+        var t = cfg.Train;
+        var stepClock = Stopwatch.StartNew();
+        using var scope = NewDisposeScope();
+        model.train();
+
+        // Fetch every micro-batch first so each one's loss is divided by the step's total target tokens:
+        // the gradient then equals one big batch's, whatever the accumulation count (DESIGN.md §10).
+        var waitClock = Stopwatch.StartNew();
+        var micro = Enumerable.Range(0, Math.Max(1, t.GradAccumulation)).Select(_ => data.Next()).ToList();
+        var dataWait = waitClock.Elapsed.TotalSeconds;
+        long stepTokens = micro.Sum(b => b.TargetTokens);
+        double lossSum = 0, nllSum = 0, auxSum = 0, zSum = 0;
+
+        var lr = LearningRateSchedule.At(t, step);
+        OptimizerFactory.SetLearningRate(optimizer, lr);
+        optimizer.zero_grad();
+        double[][] expertLoad = [];
+        double dropped = 0;
+        foreach (var batch in micro)
+        {
+            using var microScope = NewDisposeScope();
+            var src = batch.SourceTensor(device);
+            var tgtIn = batch.TargetInTensor(device);
+            var tgtOut = batch.TargetOutTensor(device);
+            var logits = model.call(src, tgtIn);
+            var (loss, nll) = Losses.LabelSmoothedCrossEntropy(logits, tgtOut, model.PadId, t.LabelSmoothing);
+            var share = (double)batch.TargetTokens / Math.Max(1, stepTokens);
+            var objective = loss / Math.Max(1, stepTokens);
+            var aux = model.AuxLoss();
+            var z = model.ZLoss();
+            if (aux is not null && cfg.Model.Moe.AuxLossWeight > 0)
+                objective = objective + aux * (cfg.Model.Moe.AuxLossWeight * share);
+            if (z is not null && cfg.Model.Moe.ZLossWeight > 0)
+                objective = objective + z * (cfg.Model.Moe.ZLossWeight * share);
+            objective.backward();
+
+            lossSum += loss.item<float>();
+            nllSum += nll.item<float>();
+            if (aux is not null) auxSum += aux.item<float>() * share;
+            if (z is not null) zSum += z.item<float>() * share;
+            (expertLoad, dropped) = ExpertStatistics();
+        }
+
+        var parameters = model.parameters().Where(p => p.requires_grad).ToList();
+        double gradNorm = nn.utils.clip_grad_norm_(parameters, t.ClipNorm > 0 ? t.ClipNorm : double.MaxValue);
+        optimizer.step();
+        totalTokens += stepTokens;
+
+        var seconds = stepClock.Elapsed.TotalSeconds;
+        return new StepMetrics
+        {
+            Step = step, MaxSteps = t.MaxSteps,
+            Loss = lossSum / Math.Max(1, stepTokens), NllLoss = nllSum / Math.Max(1, stepTokens),
+            Lr = lr, Tokens = stepTokens, TotalTokens = totalTokens,
+            TokensPerSecond = stepTokens / Math.Max(1e-9, seconds),
+            AuxLoss = auxSum, ZLoss = zSum, GradNorm = gradNorm,
+            DroppedFraction = dropped, ExpertLoad = expertLoad,
+            StepSeconds = seconds, DataWaitSeconds = dataWait, ElapsedSeconds = clock.Elapsed.TotalSeconds,
+        };
+    }
+
+    /// <summary>Per-layer expert load fractions and the mean dropped fraction over MoE layers, from the last forward.</summary>
+    private (double[][] Load, double Dropped) ExpertStatistics()
+    {
+        var layers = model.MoeLayers;
+        var load = new double[layers.Count][];
+        double dropped = 0;
+        for (int i = 0; i < layers.Count; i++)
+        {
+            var s = layers[i].LastStats;
+            if (s is null) { load[i] = []; continue; }
+            double kept = Math.Max(1, s.TokensPerExpert.Sum());
+            load[i] = s.TokensPerExpert.Select(n => n / kept).ToArray();
+            dropped += s.DroppedFraction;
+        }
+        return (load, layers.Count > 0 ? dropped / layers.Count : 0);
+    }
+
+    private void Save(int step)
+    {
+        var manifest = new JsonObject
+        {
+            ["format"] = "zcode-checkpoint-v0",
+            ["total_tokens"] = totalTokens,
+            ["config"] = JsonSerializer.SerializeToNode(cfg),
+            ["data_state"] = data.SaveState(),
+            ["saved_at"] = DateTime.UtcNow.ToString("O"),
+        };
+        var dir = checkpoints.Save(step, model, optimizer, manifest);
+        observer.OnCheckpoint(step, dir);
+        log.Information("saved checkpoint {Dir}", dir);
+    }
+}
