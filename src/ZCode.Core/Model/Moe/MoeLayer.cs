@@ -1,0 +1,257 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using ZCode.Config;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace ZCode.Model.Moe;
+
+/// <summary>
+/// Mixture-of-Experts FFN (DESIGN.md §5): an fp32 router, <see cref="MoeRouting"/> for top-k routing with
+/// capacity, index-based dispatch into an [E, C, d] buffer, all experts as two batched matmuls over stacked
+/// weights, and an index_add combine. Dropped or masked tokens get an output of exactly zero.
+/// <para>Parameters: <c>router.weight</c> [E, d] (no bias, fp32 compute), <c>w1</c> [E, d, ffn], <c>b1</c> [E, ffn],
+/// <c>w2</c> [E, ffn, d], <c>b2</c> [E, d]. Init: each expert like nn.Linear's weight (kaiming-uniform with
+/// a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = d for w1 and ffn for w2), biases zero;
+/// the router is TorchSharp's default Linear init. Init draws from torch's global generator.</para>
+/// <para>Randomness (training only): Random Token Selection, multiplicative jitter and the optional second-expert
+/// Gumbel noise draw from <see cref="Generator"/>, or a layer-owned generator seeded with <see cref="Seed"/>.
+/// Evaluation is deterministic: no jitter, no Gumbel, and <c>random</c> priority becomes <c>order</c>
+/// (DeepSpeed keeps RTS in eval; DESIGN.md §10 requires deterministic eval routing).</para>
+/// <para>Capacity counts real tokens only (S = unmasked tokens of this forward): masked tokens take no capacity.
+/// DeepSpeed counts all rows, padding included; without a mask the two agree.</para>
+/// </summary>
+public sealed class MoeLayer : Module<Tensor, Tensor?, Tensor>
+{
+    private readonly Linear router;
+    private Parameter w1;
+    private Parameter b1;
+    private Parameter w2;
+    private Parameter b2;
+
+    private readonly int topK;
+    private readonly double capacityFactor;
+    private readonly double evalCapacityFactor;
+    private readonly int minCapacity;
+    private readonly TokenPriority trainPriority;
+    private readonly double jitter;
+    private readonly double expertDropout;
+
+    private long seed;
+    private Generator? ownGenerator;
+
+    /// <param name="name">Module name.</param>
+    /// <param name="dModel">Model width d.</param>
+    /// <param name="ffnDim">Hidden width of each expert.</param>
+    /// <param name="cfg">MoE settings (experts, top_k, capacities, priority, jitter, expert dropout).</param>
+    /// <param name="activationDropout">Dropout on the experts' hidden activations; the layer uses
+    /// max(activationDropout, cfg.ExpertDropout) (Switch-style expert dropout raises it inside experts).</param>
+    public MoeLayer(string name, int dModel, int ffnDim, MoeConfig cfg, double activationDropout = 0.0) : base(name)
+    {
+        ArgumentNullException.ThrowIfNull(cfg);
+        if (dModel < 1) throw new ArgumentOutOfRangeException(nameof(dModel), dModel, "must be >= 1");
+        if (ffnDim < 1) throw new ArgumentOutOfRangeException(nameof(ffnDim), ffnDim, "must be >= 1");
+        if (cfg.Experts < 1) throw new ArgumentOutOfRangeException(nameof(cfg), cfg.Experts, "moe.experts must be >= 1");
+        if (cfg.TopK < 1 || cfg.TopK > cfg.Experts)
+            throw new ArgumentOutOfRangeException(nameof(cfg), cfg.TopK, $"moe.top_k must be in [1, {cfg.Experts}]");
+        if (!(cfg.CapacityFactor >= 0) || !(cfg.EvalCapacityFactor >= 0))
+            throw new ArgumentOutOfRangeException(nameof(cfg), "moe capacity factors must be >= 0");
+        if (cfg.MinCapacity < 0) throw new ArgumentOutOfRangeException(nameof(cfg), cfg.MinCapacity, "moe.min_capacity must be >= 0");
+        if (!(cfg.Jitter >= 0 && cfg.Jitter < 1)) throw new ArgumentOutOfRangeException(nameof(cfg), cfg.Jitter, "moe.jitter must be in [0, 1)");
+        double dropout = Math.Max(activationDropout, cfg.ExpertDropout);
+        if (!(dropout >= 0 && dropout < 1)) throw new ArgumentOutOfRangeException(nameof(cfg), dropout, "dropout must be in [0, 1)");
+
+        Experts = cfg.Experts;
+        DModel = dModel;
+        FfnDim = ffnDim;
+        topK = cfg.TopK;
+        capacityFactor = cfg.CapacityFactor;
+        evalCapacityFactor = cfg.EvalCapacityFactor;
+        minCapacity = cfg.MinCapacity;
+        trainPriority = TokenPriorityNames.Parse(cfg.TokenPriority);
+        jitter = cfg.Jitter;
+        expertDropout = dropout;
+        seed = StableSeed(name);
+
+        router = Linear(dModel, cfg.Experts, hasBias: false, dtype: ScalarType.Float32);
+        double bound1 = 1.0 / Math.Sqrt(dModel);
+        double bound2 = 1.0 / Math.Sqrt(ffnDim);
+        using (no_grad())
+        {
+            w1 = new Parameter(empty(new long[] { Experts, dModel, ffnDim }).uniform_(-bound1, bound1));
+            b1 = new Parameter(zeros(Experts, ffnDim));
+            w2 = new Parameter(empty(new long[] { Experts, ffnDim, dModel }).uniform_(-bound2, bound2));
+            b2 = new Parameter(zeros(Experts, dModel));
+        }
+        register_module("router", router);
+        register_parameter("w1", w1);
+        register_parameter("b1", b1);
+        register_parameter("w2", w2);
+        register_parameter("b2", b2);
+    }
+
+    /// <summary>Number of experts E.</summary>
+    public int Experts { get; }
+
+    /// <summary>Model width d.</summary>
+    public int DModel { get; }
+
+    /// <summary>Hidden width of each expert.</summary>
+    public int FfnDim { get; }
+
+    /// <summary>Choices per token k.</summary>
+    public int TopK => topK;
+
+    /// <summary>The router (Linear d -> E, no bias); its weight is used in fp32.</summary>
+    public Linear Router => router;
+
+    /// <summary>Random source for RTS, jitter and Gumbel noise in training; null uses a layer-owned
+    /// generator seeded from <see cref="Seed"/> on the input's device.</summary>
+    public Generator? Generator { get; set; }
+
+    /// <summary>Seed of the layer-owned generator; setting it restarts that generator's stream. Defaults to a
+    /// stable hash of the module name, so differently named layers do not draw identical noise; the model
+    /// should set it from <c>train.seed</c> (or share one <see cref="Generator"/>) for reproducible runs.</summary>
+    public long Seed
+    {
+        get => seed;
+        set
+        {
+            seed = value;
+            ownGenerator?.Dispose();
+            ownGenerator = null;
+        }
+    }
+
+    /// <summary>Add Gumbel noise to the logits when choosing the second (and later) expert, training only.
+    /// DeepSpeed does this by default (<c>top2_2nd_expert_sampling</c>); off here by default.</summary>
+    public bool SecondExpertGumbel { get; set; }
+
+    /// <summary>Priority used in training (from <c>token_priority</c>).</summary>
+    public TokenPriority TrainPriority => trainPriority;
+
+    /// <summary>Priority used in evaluation: <c>order</c> when training uses <c>random</c>, otherwise the same.</summary>
+    public TokenPriority EvalPriority => trainPriority == TokenPriority.Random ? TokenPriority.Order : trainPriority;
+
+    /// <summary>Unweighted load-balancing loss of the last forward (fp32 scalar, in the caller's dispose scope).</summary>
+    public Tensor? AuxLoss { get; private set; }
+
+    /// <summary>Router z-loss of the last forward (fp32 scalar, in the caller's dispose scope).</summary>
+    public Tensor? ZLoss { get; private set; }
+
+    /// <summary>Routing statistics of the last forward.</summary>
+    public MoeStats? LastStats { get; private set; }
+
+    /// <summary>Capacity C used by the last forward.</summary>
+    public long LastCapacity { get; private set; }
+
+    /// <param name="x">[..., d] input (fp32 or bf16; experts compute in x's dtype).</param>
+    /// <param name="tokenMask">Bool mask with x's leading shape (true = real token), or null.</param>
+    /// <returns>Tensor shaped like x.</returns>
+    public override Tensor forward(Tensor x, Tensor? tokenMask)
+    {
+        long d = x.shape[^1];
+        if (d != DModel) throw new ArgumentException($"expected last dimension {DModel}, got {d}", nameof(x));
+        long s = x.numel() / d;
+        var x2 = x.reshape(s, d);
+        Tensor? mask = tokenMask is null ? null : MaskOf(tokenMask, s);
+
+        bool train = training;
+        var device = x.device;
+        Generator? gen = train && NeedsRandomness() ? GeneratorFor(device) : null;
+
+        var routerIn = x2.to(ScalarType.Float32);
+        if (train && jitter > 0)
+        {
+            var noise = rand(routerIn.shape, ScalarType.Float32, device, generator: gen);
+            routerIn = routerIn * (noise * (2 * jitter) + (1 - jitter));
+        }
+        var routerWeight = router.weight!;
+        var logits = functional.linear(routerIn,
+            routerWeight.dtype == ScalarType.Float32 ? routerWeight : routerWeight.to(ScalarType.Float32));
+
+        long realTokens = mask is null ? s : mask.sum().item<long>();
+        long capacity = MoeRouting.Capacity(realTokens, Experts, topK, train ? capacityFactor : evalCapacityFactor, minCapacity);
+        var r = MoeRouting.Route(logits, mask, topK, capacity, train ? trainPriority : EvalPriority,
+            gen, secondChoiceGumbel: train && SecondExpertGumbel);
+
+        AuxLoss = r.AuxLoss;
+        ZLoss = r.ZLoss;
+        LastCapacity = capacity;
+        LastStats = new MoeStats(r.TokensPerExpertCounts, r.RoutedTokens, r.Dropped,
+            r.RoutedTokens == 0 ? 0.0 : (double)r.Dropped / (r.RoutedTokens * topK));
+
+        if (capacity == 0 || s == 0) return zeros_like(x);
+
+        // Dispatch: kept slots go to row expert*C + position of an [E*C, d] buffer (positions are unique per expert).
+        var keptSlots = r.Kept.nonzero().reshape(-1);
+        var tokens = r.TokenIndex.index_select(0, keptSlots);
+        var rows = r.ExpertIndex.index_select(0, keptSlots) * capacity + r.Position.index_select(0, keptSlots);
+        var buffer = zeros(new long[] { Experts * capacity, d }, x.dtype, device)
+            .index_copy(0, rows, x2.index_select(0, tokens))
+            .view(Experts, capacity, d);
+
+        var expertOut = RunExperts(buffer, x.dtype).view(Experts * capacity, d);
+
+        // Combine: weighted expert outputs added back to their tokens; untouched rows stay exactly zero.
+        var weighted = expertOut.index_select(0, rows) * r.Gate.index_select(0, keptSlots).to(x.dtype).unsqueeze(1);
+        var output = zeros(new long[] { s, d }, x.dtype, device).index_add(0, tokens, weighted, 1);
+        return output.view(x.shape);
+    }
+
+    /// <summary>All experts at once: relu(buffer @ w1 + b1) (with dropout) @ w2 + b2, buffer [E, C, d].</summary>
+    private Tensor RunExperts(Tensor buffer, ScalarType dtype)
+    {
+        // bmm + add_ rather than baddbmm: TorchSharp 0.107's Tensor.baddbmm passes its operands to the native
+        // call in the wrong order (it computes batch2 + self @ batch1).
+        var hidden = bmm(buffer, Cast(w1, dtype)).add_(Cast(b1, dtype).unsqueeze(1));
+        hidden = functional.relu(hidden);
+        if (training && expertDropout > 0) hidden = functional.dropout(hidden, expertDropout, training: true);
+        return bmm(hidden, Cast(w2, dtype)).add_(Cast(b2, dtype).unsqueeze(1));
+    }
+
+    private static Tensor Cast(Tensor t, ScalarType dtype) => t.dtype == dtype ? t : t.to(dtype);
+
+    private static Tensor MaskOf(Tensor tokenMask, long s)
+    {
+        if (tokenMask.numel() != s)
+            throw new ArgumentException($"token mask has {tokenMask.numel()} elements, input has {s} tokens", nameof(tokenMask));
+        var m = tokenMask.reshape(s);
+        return m.dtype == ScalarType.Bool ? m : m.ne(0);
+    }
+
+    private bool NeedsRandomness() => trainPriority == TokenPriority.Random || jitter > 0 || SecondExpertGumbel;
+
+    /// <summary>FNV-1a of the name: deterministic across processes, unlike string.GetHashCode.</summary>
+    private static long StableSeed(string name)
+    {
+        ulong h = 14695981039346656037UL;
+        foreach (char c in name)
+        {
+            h ^= c;
+            h *= 1099511628211UL;
+        }
+        return (long)(h & long.MaxValue);
+    }
+
+    private Generator GeneratorFor(Device device)
+    {
+        if (Generator is not null) return Generator;
+        if (ownGenerator is null || ownGenerator.device.type != device.type || ownGenerator.device.index != device.index)
+        {
+            ownGenerator?.Dispose();
+            ownGenerator = new Generator(unchecked((ulong)seed), device);
+        }
+        return ownGenerator;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            ownGenerator?.Dispose();
+            ownGenerator = null;
+        }
+        base.Dispose(disposing);
+    }
+}
