@@ -1,4 +1,5 @@
 using System.CommandLine;
+using ZCode.Cli.Commands;
 
 namespace ZCode.Cli;
 
@@ -17,6 +18,7 @@ public static class CliApp
 
     private static IEnumerable<Command> CommandFactories()
     {
+        yield return ConfigCommand.Create();
         yield break;
     }
 

@@ -1,3 +1,5 @@
+using YamlDotNet.Serialization;
+
 namespace ZCode.Config;
 
 // The typed configuration schema. YAML keys are the snake_case forms of the property names
@@ -13,6 +15,16 @@ public sealed class ZCodeConfig
     public TrainConfig Train { get; set; } = new();
     public ParallelConfig Parallel { get; set; } = new();
     public EvalConfig Eval { get; set; } = new();
+
+    /// <summary>
+    /// Directory that relative paths in this config resolve against: the config file's directory (set by
+    /// <see cref="ConfigLoader"/>). Not part of the YAML: it describes where the config came from, not the run.
+    /// </summary>
+    [YamlIgnore]
+    public string BaseDirectory { get; set; } = Directory.GetCurrentDirectory();
+
+    /// <summary>Resolves a path written in the config (absolute, or relative to <see cref="BaseDirectory"/>).</summary>
+    public string ResolvePath(string path) => Path.GetFullPath(path, BaseDirectory);
 }
 
 /// <summary>Encoder-decoder Transformer shape; FFN sublayers become MoE layers per <see cref="MoeConfig"/>.</summary>
