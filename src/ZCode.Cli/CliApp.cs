@@ -18,8 +18,9 @@ public static class CliApp
 
     private static IEnumerable<Command> CommandFactories()
     {
+        yield return TrainCommand.Create();
+        yield return PlanCommand.Create();
         yield return ConfigCommand.Create();
-        yield break;
     }
 
     /// <summary>Parses and runs; bad arguments and <see cref="UserInputException"/> give exit code 2 and one line.</summary>

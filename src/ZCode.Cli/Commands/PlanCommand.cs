@@ -9,7 +9,7 @@ internal static class PlanCommand
 {
     public static Command Create()
     {
-        var config = new Option<string?>("--config") { Description = "config YAML (default: the embedded m3-tiny)" };
+        var config = CommonOptions.ConfigOption();
         var sets = CommonOptions.SetOption();
         var json = new Option<bool>("--json") { Description = "print JSON instead of a table" };
         var cmd = new Command("plan", "Parameter counts (total, base, per expert, active per token) of a config") { config, sets, json };

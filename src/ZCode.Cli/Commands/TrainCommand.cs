@@ -15,7 +15,7 @@ internal static class TrainCommand
 {
     public static Command Create()
     {
-        var config = new Option<string?>("--config") { Description = "config YAML (default: the embedded m3-tiny on data-samples/)" };
+        var config = CommonOptions.ConfigOption();
         var sets = CommonOptions.SetOption();
         var output = new Option<string?>("--output") { Description = "run directory (default: runs/<timestamp>)" };
         var cmd = new Command("train", "Train a Mixture-of-Experts encoder-decoder") { config, sets, output };
@@ -45,9 +45,14 @@ internal static class TrainCommand
         torch.set_num_threads(cfg.Train.Threads > 0 ? cfg.Train.Threads : Environment.ProcessorCount);
         torch.manual_seed(cfg.Train.Seed);
 
-        var data = TrainingData.Open(cfg, log);
-        cfg.Model.VocabSize = Math.Max(cfg.Model.VocabSize, data.VocabSize);
-        var model = new Seq2SeqTransformer(cfg.Model, data.PadId);
+        var data = DataSource.Load(cfg, cfg.BaseDirectory);
+        if (data.Tokenizer.VocabSize != cfg.Model.VocabSize)
+            throw new UserInputException($"model.vocab_size is {cfg.Model.VocabSize} but {cfg.ResolvePath(cfg.Data.SpmModel)} has " +
+                                         $"{data.Tokenizer.VocabSize} pieces; set model.vocab_size: {data.Tokenizer.VocabSize}");
+        foreach (var c in data.Corpora)
+            log.Information("corpus {Key}: {Kept} of {Lines} lines kept ({Empty} empty, {Long} too long)",
+                c.Key, c.Kept, c.Lines, c.SkippedEmpty, c.SkippedTooLong);
+        var model = new Seq2SeqTransformer(cfg.Model, data.Tokenizer.PadId);
         model.ComputeDtype = cfg.Train.Dtype == "bfloat16" ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32;
         MoeSeeding.Apply(model, cfg.Train.Seed);
         log.Information("output directory {Dir}", Path.GetFullPath(outputDir));
@@ -58,7 +63,7 @@ internal static class TrainCommand
         Console.CancelKeyPress += onCancel;
         try
         {
-            var trainer = new Trainer(cfg, model, data.Batches, outputDir, log, observer);
+            var trainer = new Trainer(cfg, model, data.Train, outputDir, log, observer);
             trainer.Run(stop.Token);
         }
         finally

@@ -1,14 +1,12 @@
-using TorchSharp;
-
 namespace ZCode.Model;
 
-/// <summary>Gives every MoE layer its own generator derived from the run seed, so RTS and jitter reproduce.</summary>
+/// <summary>Gives every MoE layer its own random stream derived from the run seed, so RTS and jitter reproduce.</summary>
 public static class MoeSeeding
 {
     public static void Apply(Seq2SeqTransformer model, long seed)
     {
         var layers = model.MoeLayers;
         for (int i = 0; i < layers.Count; i++)
-            layers[i].Generator = new torch.Generator(unchecked((ulong)(seed * 1_000_003 + i + 1)));
+            layers[i].Seed = unchecked(seed * 1_000_003 + i + 1);
     }
 }

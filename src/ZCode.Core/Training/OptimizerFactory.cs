@@ -16,7 +16,7 @@ public static class OptimizerFactory
         {
             if (!p.requires_grad)
                 continue;
-            bool isNormOrBias = p.dim() < 2 || name.EndsWith(".bias", StringComparison.Ordinal) || name.Contains("norm", StringComparison.Ordinal);
+            bool isNormOrBias = p.dim() < 2 || IsBias(name) || name.Contains("norm", StringComparison.Ordinal);
             (isNormOrBias ? noDecay : decay).Add(p);
         }
         var groups = new List<AdamW.ParamGroup>
@@ -26,6 +26,11 @@ public static class OptimizerFactory
         };
         return optim.AdamW(groups, t.Lr, t.AdamBeta1, t.AdamBeta2, t.AdamEps, t.WeightDecay);
     }
+
+    // MoE expert biases are stacked [E, n] tensors named b1/b2, so dimensionality alone does not identify them.
+    private static bool IsBias(string name)
+        => name.EndsWith(".bias", StringComparison.Ordinal) || name.EndsWith(".b1", StringComparison.Ordinal)
+           || name.EndsWith(".b2", StringComparison.Ordinal);
 
     public static void SetLearningRate(AdamW optimizer, double lr)
     {

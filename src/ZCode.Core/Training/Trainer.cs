@@ -6,6 +6,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using ZCode.Checkpoints;
 using ZCode.Config;
+using ZCode.Data;
 using ZCode.Model;
 using static TorchSharp.torch;
 
@@ -19,7 +20,7 @@ public sealed class Trainer
 {
     private readonly ZCodeConfig cfg;
     private readonly Seq2SeqTransformer model;
-    private readonly IBatchSource data;
+    private readonly IBatchStream data;
     private readonly string outputDir;
     private readonly ILogger log;
     private readonly ITrainingObserver observer;
@@ -28,7 +29,7 @@ public sealed class Trainer
     private readonly Device device;
     private long totalTokens;
 
-    public Trainer(ZCodeConfig cfg, Seq2SeqTransformer model, IBatchSource data, string outputDir, ILogger log,
+    public Trainer(ZCodeConfig cfg, Seq2SeqTransformer model, IBatchStream data, string outputDir, ILogger log,
         ITrainingObserver observer, Device? device = null)
     {
         this.cfg = cfg;
@@ -97,7 +98,7 @@ public sealed class Trainer
         var waitClock = Stopwatch.StartNew();
         var micro = Enumerable.Range(0, Math.Max(1, t.GradAccumulation)).Select(_ => data.Next()).ToList();
         var dataWait = waitClock.Elapsed.TotalSeconds;
-        long stepTokens = micro.Sum(b => b.TargetTokens);
+        long stepTokens = micro.Sum(b => (long)b.TgtTokenCount);
         double lossSum = 0, nllSum = 0, auxSum = 0, zSum = 0;
 
         var lr = LearningRateSchedule.At(t, step);
@@ -108,12 +109,10 @@ public sealed class Trainer
         foreach (var batch in micro)
         {
             using var microScope = NewDisposeScope();
-            var src = batch.SourceTensor(device);
-            var tgtIn = batch.TargetInTensor(device);
-            var tgtOut = batch.TargetOutTensor(device);
+            var (src, tgtIn, tgtOut) = batch.ToTensors(device);
             var logits = model.call(src, tgtIn);
             var (loss, nll) = Losses.LabelSmoothedCrossEntropy(logits, tgtOut, model.PadId, t.LabelSmoothing);
-            var share = (double)batch.TargetTokens / Math.Max(1, stepTokens);
+            var share = (double)batch.TgtTokenCount / Math.Max(1, stepTokens);
             var objective = loss / Math.Max(1, stepTokens);
             var aux = model.AuxLoss();
             var z = model.ZLoss();
@@ -172,7 +171,7 @@ public sealed class Trainer
             ["format"] = "zcode-checkpoint-v0",
             ["total_tokens"] = totalTokens,
             ["config"] = JsonSerializer.SerializeToNode(cfg),
-            ["data_state"] = data.SaveState(),
+            ["data_state"] = JsonSerializer.SerializeToNode(data.State),
             ["saved_at"] = DateTime.UtcNow.ToString("O"),
         };
         var dir = checkpoints.Save(step, model, optimizer, manifest);
