@@ -2,5 +2,9 @@ namespace ZCode.Cli;
 
 internal static class Program
 {
-    private static int Main(string[] args) => CliApp.Run(args);
+    private static int Main(string[] args)
+    {
+        ZCode.Runtime.NativeMemoryTuning.Apply();
+        return CliApp.Run(args);
+    }
 }

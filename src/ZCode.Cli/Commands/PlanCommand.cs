@@ -24,6 +24,7 @@ internal static class PlanCommand
                 {
                     ["total_params"] = c.Total,
                     ["base_params"] = c.Base,
+                    ["non_expert_params"] = c.NonExpert,
                     ["expert_params"] = c.Expert,
                     ["per_expert_params"] = c.PerExpert,
                     ["active_params_per_token"] = c.ActivePerToken,
@@ -38,7 +39,8 @@ internal static class PlanCommand
                              $"{m.Heads} heads, vocab {m.VocabSize}");
             output.WriteLine($"MoE:   {c.EncoderMoeLayers} encoder + {c.DecoderMoeLayers} decoder MoE layers x {m.Moe.Experts} experts, top-{m.Moe.TopK}");
             output.WriteLine($"  total parameters          {c.Total,18:N0}  ({Human(c.Total)})");
-            output.WriteLine($"  base (non-expert)         {c.Base,18:N0}  ({Human(c.Base)})");
+            output.WriteLine($"  base (dense model)        {c.Base,18:N0}  ({Human(c.Base)})  non-expert + one FFN per MoE layer");
+            output.WriteLine($"  non-expert (shared)       {c.NonExpert,18:N0}  ({Human(c.NonExpert)})");
             output.WriteLine($"  experts (all)             {c.Expert,18:N0}  ({Human(c.Expert)})");
             output.WriteLine($"  per expert                {c.PerExpert,18:N0}  ({Human(c.PerExpert)})");
             output.WriteLine($"  active per token          {c.ActivePerToken,18:N0}  ({Human(c.ActivePerToken)})");

@@ -27,6 +27,7 @@ internal static class TrainCommand
     private static int Run(string? configFile, string[] sets, string? outputDir, TextWriter stdout, CancellationToken cancel)
     {
         var cfg = CommonOptions.LoadConfig(configFile, sets);
+        RejectUnavailableFeatures(cfg);
         outputDir ??= Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss"));
         var existing = Path.Combine(outputDir, "checkpoints");
         if (Directory.Exists(existing) && Directory.EnumerateDirectories(existing, "step-*").Any())
@@ -34,12 +35,11 @@ internal static class TrainCommand
         Directory.CreateDirectory(outputDir);
 
         using var observer = new ConsoleTrainingObserver(stdout);
-        bool interactive = !Console.IsOutputRedirected;
         using var log = new LoggerConfiguration()
             .MinimumLevel.Debug()
             .WriteTo.File(Path.Combine(outputDir, "train.log"), outputTemplate: "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} [{Level:u3}] {Message:lj}{NewLine}{Exception}")
-            .WriteTo.Console(restrictedToMinimumLevel: interactive ? LogEventLevel.Warning : LogEventLevel.Information,
-                             standardErrorFromLevel: LogEventLevel.Warning)
+            // People read the progress display; the console only gets warnings, the file gets everything.
+            .WriteTo.Console(restrictedToMinimumLevel: LogEventLevel.Warning, standardErrorFromLevel: LogEventLevel.Warning)
             .CreateLogger();
 
         torch.set_num_threads(cfg.Train.Threads > 0 ? cfg.Train.Threads : Environment.ProcessorCount);
@@ -71,5 +71,19 @@ internal static class TrainCommand
             Console.CancelKeyPress -= onCancel;
         }
         return CliApp.ExitOk;
+    }
+
+    // Settings the schema already describes but this build cannot train with yet: refuse them clearly rather
+    // than silently training something else.
+    private static void RejectUnavailableFeatures(ZCodeConfig cfg)
+    {
+        if (cfg.Tasks.Dae.Weight > 0)
+            throw new UserInputException("tasks.dae.weight: denoising (DAE) training is not available in this version; set it to 0");
+        if (cfg.Parallel.Backend is not ("auto" or "local"))
+            throw new UserInputException($"parallel.backend: '{cfg.Parallel.Backend}' is not available in this version; use auto or local (one process)");
+        if (cfg.Parallel.ExpertParallel != 1)
+            throw new UserInputException("parallel.expert_parallel: a single process holds every expert; set it to 1");
+        if (cfg.Parallel.ZeroStage != 0 || cfg.Parallel.OffloadOptimizer)
+            throw new UserInputException("parallel.zero_stage / parallel.offload_optimizer: ZeRO is not available in this version; use 0 / false");
     }
 }

@@ -125,8 +125,8 @@ public sealed class TrainConfig
     public long Seed { get; set; } = 1;
     public int MaxSteps { get; set; } = 1000;
     public int TokensPerBatch { get; set; } = 2048;
-    public double Lr { get; set; } = 2e-3;
-    public int WarmupSteps { get; set; } = 50;
+    public double Lr { get; set; } = 5e-3;
+    public int WarmupSteps { get; set; } = 40;
     /// <summary>inverse_sqrt | linear | constant</summary>
     public string Schedule { get; set; } = "inverse_sqrt";
     public double AdamBeta1 { get; set; } = 0.9;
@@ -138,7 +138,7 @@ public sealed class TrainConfig
     /// <summary>float32 | bfloat16 (compute dtype; master weights stay fp32)</summary>
     public string Dtype { get; set; } = "float32";
     public int GradAccumulation { get; set; } = 1;
-    public int LogInterval { get; set; } = 10;
+    public int LogInterval { get; set; } = 2;
     public int EvalInterval { get; set; } = 0;
     public int SaveInterval { get; set; } = 100;
     public int KeepLast { get; set; } = 3;

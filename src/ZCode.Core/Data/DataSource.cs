@@ -81,10 +81,16 @@ public sealed class DataSource
             throw new UserInputException("data.parallel is empty: the MT task needs at least one parallel corpus");
         var valid = BuildDirections(data.Valid, "data.valid", data, allowed, tokenizer, baseDir, cache, stats);
 
-        var batcher = new TokenBudgetBatcher(train, data.Temperature, config.Train.TokensPerBatch, tokenizer.PadId,
-            tokenizer.BosId, config.Train.Seed);
-        return new DataSource(tokenizer, train, valid, stats, batcher, config.Train.TokensPerBatch);
+        var budget = MicroBatchTokens(config.Train);
+        var batcher = new TokenBudgetBatcher(train, data.Temperature, budget, tokenizer.PadId, tokenizer.BosId, config.Train.Seed);
+        return new DataSource(tokenizer, train, valid, stats, batcher, budget);
     }
+
+    /// <summary>
+    /// train.tokens_per_batch counts one optimizer step, so each of the grad_accumulation micro-batches gets an
+    /// equal share (a single process for now; the parallel engine divides by the data-parallel size too).
+    /// </summary>
+    public static int MicroBatchTokens(TrainConfig train) => train.TokensPerBatch / Math.Max(1, train.GradAccumulation);
 
     private static void Validate(ZCodeConfig config, SpmTokenizer tokenizer)
     {
@@ -93,10 +99,10 @@ public sealed class DataSource
             throw new UserInputException($"data.max_len must be at least 3 (tag, one token, EOS), got {data.MaxLen}");
         if (!(data.Temperature > 0) || double.IsInfinity(data.Temperature))
             throw new UserInputException($"data.temperature must be a positive number, got {data.Temperature}");
-        if (config.Train.TokensPerBatch < data.MaxLen)
+        if (MicroBatchTokens(config.Train) < data.MaxLen)
             throw new UserInputException(
-                $"train.tokens_per_batch ({config.Train.TokensPerBatch}) is smaller than data.max_len ({data.MaxLen}): " +
-                "a batch must hold at least one longest sequence");
+                $"train.tokens_per_batch / train.grad_accumulation ({MicroBatchTokens(config.Train)}) is smaller than " +
+                $"data.max_len ({data.MaxLen}): a micro-batch must hold at least one longest sequence");
         if (config.Model.VocabSize < tokenizer.VocabSize)
             throw new UserInputException(
                 $"model.vocab_size ({config.Model.VocabSize}) is smaller than the SentencePiece vocabulary " +

@@ -4,11 +4,15 @@ namespace ZCode.Model;
 
 /// <summary>Exact parameter counts of <see cref="Seq2SeqTransformer"/> derived from the config alone.</summary>
 /// <param name="Total">Every parameter.</param>
-/// <param name="Base">Non-expert ("dense-equivalent") parameters, routers included (DeepSpeed treats the gate as shared).</param>
+/// <param name="Base">
+/// The dense base model in DeepSpeed-MoE's sense ("1.3B+MoE-128"): every non-expert parameter plus one expert FFN
+/// per MoE layer, i.e. the dense model the MoE was grown from (the paper's "0.7B base" of its 10B model).
+/// </param>
+/// <param name="NonExpert">Parameters outside the experts (shared by all ranks), routers included.</param>
 /// <param name="PerExpert">One expert FFN: d*ffn + ffn + ffn*d + d.</param>
 /// <param name="Expert">All expert parameters: PerExpert * experts * MoE layers.</param>
-/// <param name="ActivePerToken">Parameters one token touches: Base + top_k experts in every MoE layer.</param>
-public sealed record ParameterCount(long Total, long Base, long PerExpert, long Expert, long ActivePerToken,
+/// <param name="ActivePerToken">Parameters one token touches: NonExpert + top_k experts in every MoE layer.</param>
+public sealed record ParameterCount(long Total, long Base, long NonExpert, long PerExpert, long Expert, long ActivePerToken,
     int EncoderMoeLayers, int DecoderMoeLayers, long Embedding)
 {
     /// <summary>Computes the counts without allocating anything.</summary>
@@ -31,9 +35,10 @@ public sealed record ParameterCount(long Total, long Base, long PerExpert, long 
         long denseFfns = (m.EncoderLayers - encMoe + m.DecoderLayers - decMoe) * denseFfn;
         long finalNorms = 2 * layerNorm;
 
-        long baseParams = embedding + encoderLayersShared + decoderLayersShared + denseFfns + finalNorms + moeLayers * router;
+        long nonExpert = embedding + encoderLayersShared + decoderLayersShared + denseFfns + finalNorms + moeLayers * router;
         long expert = moeLayers * e * perExpert;
-        long active = baseParams + moeLayers * Math.Min(m.Moe.TopK, e) * perExpert;
-        return new ParameterCount(baseParams + expert, baseParams, perExpert, expert, active, encMoe, decMoe, embedding);
+        long active = nonExpert + moeLayers * Math.Min(m.Moe.TopK, e) * perExpert;
+        long baseModel = nonExpert + moeLayers * perExpert;
+        return new ParameterCount(nonExpert + expert, baseModel, nonExpert, perExpert, expert, active, encMoe, decMoe, embedding);
     }
 }

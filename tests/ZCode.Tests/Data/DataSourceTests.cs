@@ -1,5 +1,3 @@
-using YamlDotNet.Serialization;
-using YamlDotNet.Serialization.NamingConventions;
 using ZCode.Config;
 using ZCode.Data;
 
@@ -7,17 +5,14 @@ namespace ZCode.Tests.Data;
 
 public class DataSourceTests
 {
-    /// <summary>The shipped data section (configs/data-samples.yaml.part) deserialized into the schema.</summary>
-    private static ZCodeConfig SampleConfig()
-    {
-        var yaml = File.ReadAllText(Path.Combine(DataTestPaths.RepoRoot, "configs", "data-samples.yaml.part"));
-        var deserializer = new DeserializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build();
-        var section = deserializer.Deserialize<Dictionary<string, DataConfig>>(yaml);
-        return new ZCodeConfig { Data = section["data"] };
-    }
+    /// <summary>The shipped default config (configs/m3-tiny.yaml), whose data section describes data-samples/.</summary>
+    private static ZCodeConfig SampleConfig() => ConfigLoader.LoadFile(Path.Combine(DataTestPaths.RepoRoot, "configs", "m3-tiny.yaml"));
+
+    /// <summary>Relative paths in configs/m3-tiny.yaml resolve against configs/.</summary>
+    private static string SampleBase => Path.Combine(DataTestPaths.RepoRoot, "configs");
 
     private static readonly Lazy<DataSource> Sample = new(() =>
-        DataSource.Load(SampleConfig(), DataTestPaths.RepoRoot, DataTestPaths.Tokenizer));
+        DataSource.Load(SampleConfig(), SampleConfig().BaseDirectory, DataTestPaths.Tokenizer));
 
     [Test]
     public void SampleConfigDescribesTheDataSamples()
@@ -30,7 +25,7 @@ public class DataSourceTests
         Assert.That((data.MaxLen, data.Temperature, data.BothDirections), Is.EqualTo((128, 5.0, true)));
         foreach (var path in data.Parallel.Concat(data.Valid).SelectMany(p => new[] { p.SrcPath, p.TgtPath })
                      .Concat(data.Monolingual.Select(m => m.Path)).Append(data.SpmModel))
-            Assert.That(File.Exists(Path.Combine(DataTestPaths.RepoRoot, path)), path);
+            Assert.That(File.Exists(Path.Combine(SampleConfig().BaseDirectory, path)), path);
     }
 
     [Test]
@@ -79,12 +74,12 @@ public class DataSourceTests
     [Test]
     public void SameConfigSameStream()
     {
-        var a = DataSource.Load(SampleConfig(), DataTestPaths.RepoRoot, DataTestPaths.Tokenizer);
-        var b = DataSource.Load(SampleConfig(), DataTestPaths.RepoRoot, DataTestPaths.Tokenizer);
+        var a = DataSource.Load(SampleConfig(), SampleBase, DataTestPaths.Tokenizer);
+        var b = DataSource.Load(SampleConfig(), SampleBase, DataTestPaths.Tokenizer);
         for (var i = 0; i < 20; i++)
             Assert.That(b.Next().SrcTokens, Is.EqualTo(a.Next().SrcTokens));
         var state = a.Train.State;
-        var c = DataSource.Load(SampleConfig(), DataTestPaths.RepoRoot, DataTestPaths.Tokenizer);
+        var c = DataSource.Load(SampleConfig(), SampleBase, DataTestPaths.Tokenizer);
         c.Train.State = state;
         for (var i = 0; i < 20; i++)
             Assert.That(c.Next().TgtOut, Is.EqualTo(a.Next().TgtOut));
@@ -107,7 +102,7 @@ public class DataSourceTests
     [Test]
     public void LoadsTheTokenizerFromTheConfig()
     {
-        var ds = DataSource.Load(SampleConfig(), DataTestPaths.RepoRoot);
+        var ds = DataSource.Load(SampleConfig(), SampleBase);
         Assert.That(ds.Tokenizer.ModelPath, Is.EqualTo(DataTestPaths.SpmModel));
     }
 
@@ -118,7 +113,7 @@ public class DataSourceTests
         {
             var cfg = SampleConfig();
             edit(cfg);
-            return Assert.Throws<UserInputException>(() => DataSource.Load(cfg, DataTestPaths.RepoRoot, DataTestPaths.Tokenizer))!;
+            return Assert.Throws<UserInputException>(() => DataSource.Load(cfg, SampleBase, DataTestPaths.Tokenizer))!;
         }
 
         Assert.That(Fails(c => c.Data.Parallel[1].Tgt = "fra_Ltn").Message,
@@ -126,13 +121,13 @@ public class DataSourceTests
         Assert.That(Fails(c => c.Data.Parallel[0].Tgt = "ita_Latn").Message,
             Does.StartWith("data.parallel[0].tgt: language ita_Latn is not listed in data.languages"));
         Assert.That(Fails(c => c.Data.Valid[2].Src = c.Data.Valid[2].Tgt).Message, Does.StartWith("data.valid[2]: src and tgt"));
-        Assert.That(Fails(c => c.Train.TokensPerBatch = 100).Message, Does.StartWith("train.tokens_per_batch (100)"));
+        Assert.That(Fails(c => c.Train.TokensPerBatch = 100).Message, Does.StartWith("train.tokens_per_batch / train.grad_accumulation (100)"));
         Assert.That(Fails(c => c.Data.Temperature = 0).Message, Does.StartWith("data.temperature"));
         Assert.That(Fails(c => c.Model.VocabSize = 4000).Message, Does.StartWith("model.vocab_size (4000)"));
         Assert.That(Fails(c => c.Data.Parallel.Clear()).Message, Does.StartWith("data.parallel is empty"));
         Assert.That(Fails(c => c.Data.Parallel[0].SrcPath = "").Message, Does.StartWith("data.parallel[0].src_path is empty"));
         var missing = Path.Combine(DataTestPaths.RepoRoot, "data-samples", "nope.txt");
-        Assert.That(Fails(c => c.Data.Parallel[0].SrcPath = "data-samples/nope.txt").Message,
+        Assert.That(Fails(c => c.Data.Parallel[0].SrcPath = "../data-samples/nope.txt").Message,
             Is.EqualTo($"{missing}: file not found"));
         Assert.That(Fails(c => c.Data.Parallel[0].TgtPath = "data-samples/ntrex128/valid/deu_Latn.txt").Message,
             Does.Contain("has 1106").And.Contain("has 100"));

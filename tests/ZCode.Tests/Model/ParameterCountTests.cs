@@ -27,9 +27,10 @@ public class ParameterCountTests
         {
             Assert.That(c.Total, Is.EqualTo(total));
             Assert.That(c.Expert, Is.EqualTo(expert));
-            Assert.That(c.Base, Is.EqualTo(total - expert));
+            Assert.That(c.NonExpert, Is.EqualTo(total - expert));
+            Assert.That(c.Base, Is.EqualTo(total - expert + c.PerExpert * model.MoeLayers.Count));
             Assert.That(c.PerExpert * cfg.Moe.Experts * model.MoeLayers.Count, Is.EqualTo(expert));
-            Assert.That(c.ActivePerToken, Is.EqualTo(c.Base + topK * c.PerExpert * model.MoeLayers.Count));
+            Assert.That(c.ActivePerToken, Is.EqualTo(c.NonExpert + topK * c.PerExpert * model.MoeLayers.Count));
         });
     }
 
@@ -45,6 +46,8 @@ public class ParameterCountTests
         var c = ParameterCount.Of(cfg);
         Assert.That(c.EncoderMoeLayers + c.DecoderMoeLayers, Is.EqualTo(18));
         Assert.That(c.Total / 1e9, Is.EqualTo(10.2).Within(0.15));
+        // "Base" as DeepSpeed-MoE counts it: the dense model (one FFN per MoE layer), the paper's 0.7B.
         Assert.That(c.Base / 1e9, Is.EqualTo(0.7).Within(0.1));
+        Assert.That(c.Total - c.NonExpert, Is.EqualTo(18L * 64 * c.PerExpert));
     }
 }
