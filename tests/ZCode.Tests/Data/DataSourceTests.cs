@@ -129,7 +129,7 @@ public class DataSourceTests
         var missing = Path.Combine(DataTestPaths.RepoRoot, "data-samples", "nope.txt");
         Assert.That(Fails(c => c.Data.Parallel[0].SrcPath = "../data-samples/nope.txt").Message,
             Is.EqualTo($"{missing}: file not found"));
-        Assert.That(Fails(c => c.Data.Parallel[0].TgtPath = "data-samples/ntrex128/valid/deu_Latn.txt").Message,
+        Assert.That(Fails(c => c.Data.Parallel[0].TgtPath = "../data-samples/ntrex128/valid/deu_Latn.txt").Message,
             Does.Contain("has 1106").And.Contain("has 100"));
     }
 }
