@@ -34,12 +34,15 @@ internal static class TrainCommand
             throw new UserInputException($"{outputDir}: already holds checkpoints from an earlier run; choose another --output or remove it");
         Directory.CreateDirectory(outputDir);
 
-        using var observer = new ConsoleTrainingObserver(stdout);
+        using var observer = new ConsoleTrainingObserver();
         using var log = new LoggerConfiguration()
             .MinimumLevel.Debug()
             .WriteTo.File(Path.Combine(outputDir, "train.log"), outputTemplate: "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} [{Level:u3}] {Message:lj}{NewLine}{Exception}")
-            // People read the progress display; the console only gets warnings, the file gets everything.
-            .WriteTo.Console(restrictedToMinimumLevel: LogEventLevel.Warning, standardErrorFromLevel: LogEventLevel.Warning)
+            // On a terminal the live progress bar replaces routine lines (warnings still show); redirected output
+            // (CI, files) gets every log line instead.
+            .WriteTo.Console(restrictedToMinimumLevel: observer.Interactive ? LogEventLevel.Warning : LogEventLevel.Information,
+                             standardErrorFromLevel: LogEventLevel.Warning,
+                             outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}")
             .CreateLogger();
 
         torch.set_num_threads(cfg.Train.Threads > 0 ? cfg.Train.Threads : Environment.ProcessorCount);

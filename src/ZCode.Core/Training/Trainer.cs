@@ -65,8 +65,10 @@ public sealed class Trainer
             if (logged)
             {
                 metrics.Write(m);
-                log.Debug("step {Step} loss {Loss:F4} nll {Nll:F4} lr {Lr:E2} tok/s {Tps:F0} aux {Aux:F4} gnorm {G:F3} dropped {Drop:P1}",
-                    m.Step, m.Loss, m.NllLoss, m.Lr, m.TokensPerSecond, m.AuxLoss, m.GradNorm, m.DroppedFraction);
+                var eta = TimeSpan.FromSeconds(m.ElapsedSeconds / step * (t.MaxSteps - step));
+                log.Information("step {Step}/{MaxSteps} loss {Loss:F4} nll {Nll:F4} lr {Lr:E2} {Tps:N0} tok/s aux {Aux:F4} " +
+                                "gnorm {G:F3} dropped {Drop:P1} eta {Eta:hh\\:mm\\:ss}",
+                    m.Step, t.MaxSteps, m.Loss, m.NllLoss, m.Lr, m.TokensPerSecond, m.AuxLoss, m.GradNorm, m.DroppedFraction, eta);
             }
             observer.OnStep(m, logged);
             if (!double.IsFinite(m.Loss))
