@@ -172,7 +172,9 @@ public sealed class Trainer
         {
             ["format"] = "zcode-checkpoint-v0",
             ["total_tokens"] = totalTokens,
-            ["config"] = JsonSerializer.SerializeToNode(cfg),
+            ["config"] = ConfigWriter.ToYaml(cfg),
+            ["config_base_dir"] = cfg.BaseDirectory,
+            ["pad_id"] = model.PadId,
             ["data_state"] = JsonSerializer.SerializeToNode(data.State),
             ["saved_at"] = DateTime.UtcNow.ToString("O"),
         };

@@ -53,6 +53,18 @@ public class TrainCommandTests
         Assert.That(manifest.RootElement.GetProperty("files").TryGetProperty("model.bin", out _), Is.True);
         Assert.That(File.ReadAllText(Path.Combine(output, "train.log")), Does.Contain("finished at step 4"));
 
+        // The checkpoint reopens with verified checksums and the same weights; corruption is detected.
+        var loaded = ZCode.Checkpoints.CheckpointReader.Load(output);
+        Assert.That(loaded.Step, Is.EqualTo(4));
+        Assert.That(loaded.Config.Train.MaxSteps, Is.EqualTo(4));
+        Assert.That(loaded.Model.MoeLayers, Has.Count.EqualTo(2));
+        var weights = Path.Combine(checkpoints, "step-0000002", "model.bin");
+        var bytes = File.ReadAllBytes(weights);
+        bytes[bytes.Length / 2] ^= 0xFF;
+        File.WriteAllBytes(weights, bytes);
+        var corrupt = Assert.Throws<UserInputException>(() => ZCode.Checkpoints.CheckpointReader.Load(Path.Combine(checkpoints, "step-0000002")))!;
+        Assert.That(corrupt.Message, Does.Contain("checksum mismatch"));
+
         // A second run into the same directory must not overwrite the first one's checkpoints.
         var again = Run("train", "--set", "train.max_steps=1", "--output", output);
         Assert.That(again.Code, Is.EqualTo(2));

@@ -1,0 +1,83 @@
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using ZCode.Config;
+using ZCode.Model;
+
+namespace ZCode.Checkpoints;
+
+/// <summary>A checkpoint opened for use: its directory, manifest, the run's config and the model with its weights.</summary>
+public sealed record LoadedCheckpoint(string Directory, JsonObject Manifest, ZCodeConfig Config, Seq2SeqTransformer Model, long Step);
+
+/// <summary>
+/// Opens checkpoints written by <see cref="CheckpointStore"/>: resolves `latest` and run directories, verifies every
+/// file against the manifest's SHA-256, rebuilds the model from the stored config and loads its weights.
+/// </summary>
+public static class CheckpointReader
+{
+    /// <summary>
+    /// Accepts a step directory, `OUTPUT/checkpoints/latest`, `OUTPUT/checkpoints` or a run directory `OUTPUT`
+    /// (the latter three mean the newest step named by `latest`).
+    /// </summary>
+    public static string ResolveDirectory(string path)
+    {
+        var full = Path.GetFullPath(path);
+        if (File.Exists(full) && Path.GetFileName(full) == "latest")
+            return Path.Combine(Path.GetDirectoryName(full)!, File.ReadAllText(full).Trim());
+        if (System.IO.Directory.Exists(full) && File.Exists(Path.Combine(full, CheckpointStore.ManifestFile)))
+            return full;
+        foreach (var root in new[] { full, Path.Combine(full, "checkpoints") })
+        {
+            var latest = Path.Combine(root, "latest");
+            if (File.Exists(latest))
+                return Path.Combine(root, File.ReadAllText(latest).Trim());
+        }
+        throw new UserInputException($"{path}: not a checkpoint (expected a step directory with {CheckpointStore.ManifestFile}, " +
+                                     "a checkpoints/latest file, or a run directory)");
+    }
+
+    /// <summary>Reads and verifies the manifest and files; throws <see cref="UserInputException"/> naming the bad file.</summary>
+    public static JsonObject ReadVerifiedManifest(string directory)
+    {
+        var manifestPath = Path.Combine(directory, CheckpointStore.ManifestFile);
+        if (!File.Exists(manifestPath))
+            throw new UserInputException($"{manifestPath}: missing; the checkpoint is incomplete");
+        JsonObject manifest;
+        try
+        {
+            manifest = JsonNode.Parse(File.ReadAllText(manifestPath))?.AsObject()
+                       ?? throw new UserInputException($"{manifestPath}: empty manifest");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new UserInputException($"{manifestPath}: corrupt manifest ({e.Message})");
+        }
+        if (manifest["files"] is not JsonObject files)
+            throw new UserInputException($"{manifestPath}: no file list; the checkpoint is incomplete");
+        foreach (var (name, hash) in files)
+        {
+            var file = Path.Combine(directory, name);
+            if (!File.Exists(file))
+                throw new UserInputException($"{file}: missing (listed in {CheckpointStore.ManifestFile})");
+            using var stream = File.OpenRead(file);
+            if (!string.Equals(Convert.ToHexStringLower(SHA256.HashData(stream)), hash?.GetValue<string>(), StringComparison.Ordinal))
+                throw new UserInputException($"{file}: checksum mismatch; the checkpoint is corrupt");
+        }
+        return manifest;
+    }
+
+    /// <summary>Opens a checkpoint (see <see cref="ResolveDirectory"/>) and returns its model in eval mode.</summary>
+    public static LoadedCheckpoint Load(string path)
+    {
+        var directory = ResolveDirectory(path);
+        var manifest = ReadVerifiedManifest(directory);
+        var yaml = manifest["config"]?.GetValue<string>()
+                   ?? throw new UserInputException($"{Path.Combine(directory, CheckpointStore.ManifestFile)}: no config stored");
+        var baseDir = manifest["config_base_dir"]?.GetValue<string>();
+        var config = ConfigLoader.LoadText(yaml, Path.Combine(directory, CheckpointStore.ManifestFile), null, baseDir);
+        var padId = manifest["pad_id"]?.GetValue<int>() ?? 0;
+        var model = new Seq2SeqTransformer(config.Model, padId);
+        model.load(Path.Combine(directory, CheckpointStore.ModelFile));
+        model.eval();
+        return new LoadedCheckpoint(directory, manifest, config, model, manifest["step"]?.GetValue<long>() ?? 0);
+    }
+}
