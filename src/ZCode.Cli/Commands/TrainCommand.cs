@@ -18,20 +18,26 @@ internal static class TrainCommand
         var config = CommonOptions.ConfigOption();
         var sets = CommonOptions.SetOption();
         var output = new Option<string?>("--output") { Description = "run directory (default: runs/<timestamp>)" };
-        var cmd = new Command("train", "Train a Mixture-of-Experts encoder-decoder") { config, sets, output };
+        var resume = new Option<string>("--resume")
+        {
+            Description = "auto (newest valid checkpoint in --output, else start fresh) | never (refuse a directory with checkpoints) | a checkpoint path",
+            DefaultValueFactory = _ => "never",
+        };
+        var initFrom = new Option<string?>("--init-from") { Description = "start a new run (step 0, fresh optimizer) from a checkpoint's weights and model config" };
+        var cmd = new Command("train", "Train a Mixture-of-Experts encoder-decoder") { config, sets, output, resume, initFrom };
         cmd.SetAction((parse, cancel) => Task.FromResult(Run(parse.GetValue(config), parse.GetValue(sets) ?? [],
-            parse.GetValue(output), parse.InvocationConfiguration.Output, cancel)));
+            parse.GetValue(output), new StartFrom(parse.GetValue(resume) ?? "never", parse.GetValue(initFrom)),
+            parse.InvocationConfiguration.Output, cancel)));
         return cmd;
     }
 
-    private static int Run(string? configFile, string[] sets, string? outputDir, TextWriter stdout, CancellationToken cancel)
+    private static int Run(string? configFile, string[] sets, string? outputDir, StartFrom start, TextWriter stdout, CancellationToken cancel)
     {
         var cfg = CommonOptions.LoadConfig(configFile, sets);
-        RejectUnavailableFeatures(cfg);
         outputDir ??= Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss"));
-        var existing = Path.Combine(outputDir, "checkpoints");
-        if (Directory.Exists(existing) && Directory.EnumerateDirectories(existing, "step-*").Any())
-            throw new UserInputException($"{outputDir}: already holds checkpoints from an earlier run; choose another --output or remove it");
+        var warnings = new List<string>();
+        var plan = start.Resolve(cfg, outputDir, warnings.Add);
+        RejectUnavailableFeatures(cfg);
         Directory.CreateDirectory(outputDir);
 
         using var observer = new ConsoleTrainingObserver();
@@ -59,6 +65,13 @@ internal static class TrainCommand
         model.ComputeDtype = cfg.Train.Dtype == "bfloat16" ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32;
         MoeSeeding.Apply(model, cfg.Train.Seed);
         log.Information("output directory {Dir}", Path.GetFullPath(outputDir));
+        foreach (var w in warnings)
+            log.Warning("{Warning}", w);
+        if (plan.InitFrom is not null)
+        {
+            ZCode.Checkpoints.CheckpointLoader.LoadWeights(plan.InitFrom, model);
+            log.Information("initialised weights from {Dir} (step 0, fresh optimizer)", plan.InitFrom);
+        }
 
         // Ctrl-C asks the loop to stop after the current step; the trainer then saves a checkpoint.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
@@ -67,6 +80,8 @@ internal static class TrainCommand
         try
         {
             var trainer = new Trainer(cfg, model, data.Train, outputDir, log, observer);
+            if (plan.ResumeFrom is not null)
+                trainer.Restore(plan.ResumeFrom);
             trainer.Run(stop.Token);
         }
         finally

@@ -10,7 +10,8 @@ public sealed record LoadedCheckpoint(string Directory, JsonObject Manifest, ZCo
 
 /// <summary>
 /// Opens checkpoints written by <see cref="CheckpointStore"/>: resolves `latest` and run directories, verifies every
-/// file against the manifest's SHA-256, rebuilds the model from the stored config and loads its weights.
+/// file against the manifest's size and SHA-256, rebuilds the model from the stored config and loads its weights
+/// (all experts; <see cref="CheckpointLoader"/> loads subsets by global expert id).
 /// </summary>
 public static class CheckpointReader
 {
@@ -53,16 +54,30 @@ public static class CheckpointReader
         }
         if (manifest["files"] is not JsonObject files)
             throw new UserInputException($"{manifestPath}: no file list; the checkpoint is incomplete");
-        foreach (var (name, hash) in files)
+        foreach (var (name, entry) in files)
         {
             var file = Path.Combine(directory, name);
             if (!File.Exists(file))
                 throw new UserInputException($"{file}: missing (listed in {CheckpointStore.ManifestFile})");
-            using var stream = File.OpenRead(file);
-            if (!string.Equals(Convert.ToHexStringLower(SHA256.HashData(stream)), hash?.GetValue<string>(), StringComparison.Ordinal))
+            // v1 entries are {size, sha256}; v0 entries were the hash alone.
+            var hash = entry is JsonObject o ? o["sha256"]?.GetValue<string>() : entry?.GetValue<string>();
+            var size = entry is JsonObject o2 ? o2["size"]?.GetValue<long>() : null;
+            if (size is long expected && new FileInfo(file).Length != expected)
+                throw new UserInputException($"{file}: {new FileInfo(file).Length} bytes, manifest says {expected}; the checkpoint is truncated");
+            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+            if (!string.Equals(Convert.ToHexStringLower(SHA256.HashData(stream)), hash, StringComparison.Ordinal))
                 throw new UserInputException($"{file}: checksum mismatch; the checkpoint is corrupt");
         }
         return manifest;
+    }
+
+    /// <summary>The run config stored in a manifest (YAML text; relative paths resolve against the stored base dir).</summary>
+    public static ZCodeConfig ConfigOf(string directory, JsonObject manifest)
+    {
+        var yaml = manifest["config"]?.GetValue<string>()
+                   ?? throw new UserInputException($"{Path.Combine(directory, CheckpointStore.ManifestFile)}: no config stored");
+        var baseDir = manifest["config_base_dir"]?.GetValue<string>();
+        return ConfigLoader.LoadText(yaml, Path.Combine(directory, CheckpointStore.ManifestFile), null, baseDir);
     }
 
     /// <summary>Opens a checkpoint (see <see cref="ResolveDirectory"/>) and returns its model in eval mode.</summary>
@@ -70,13 +85,13 @@ public static class CheckpointReader
     {
         var directory = ResolveDirectory(path);
         var manifest = ReadVerifiedManifest(directory);
-        var yaml = manifest["config"]?.GetValue<string>()
-                   ?? throw new UserInputException($"{Path.Combine(directory, CheckpointStore.ManifestFile)}: no config stored");
-        var baseDir = manifest["config_base_dir"]?.GetValue<string>();
-        var config = ConfigLoader.LoadText(yaml, Path.Combine(directory, CheckpointStore.ManifestFile), null, baseDir);
+        var config = ConfigOf(directory, manifest);
         var padId = manifest["pad_id"]?.GetValue<int>() ?? 0;
         var model = new Seq2SeqTransformer(config.Model, padId);
-        model.load(Path.Combine(directory, CheckpointStore.ModelFile));
+        if (manifest["format"]?.GetValue<string>() != CheckpointFormat.Version)
+            throw new UserInputException($"{Path.Combine(directory, CheckpointStore.ManifestFile)}: format " +
+                                         $"'{manifest["format"]}' is not {CheckpointFormat.Version}; this version cannot read it");
+        CheckpointLoader.LoadWeights(directory, model);
         model.eval();
         return new LoadedCheckpoint(directory, manifest, config, model, manifest["step"]?.GetValue<long>() ?? 0);
     }

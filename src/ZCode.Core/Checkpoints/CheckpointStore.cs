@@ -1,83 +1,200 @@
-using System.Security.Cryptography;
+using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using TorchSharp;
 using TorchSharp.Modules;
-using static TorchSharp.torch;
+using ZCode.Model;
 
 namespace ZCode.Checkpoints;
 
 /// <summary>
-/// Writes step checkpoints under OUTPUT/checkpoints/step-NNNNNNN/ crash-safely: everything goes to a temporary
-/// sibling directory, is fsynced, then renamed into place, and `latest` is replaced atomically. Keeps the last N.
+/// Writes step checkpoints under OUTPUT/checkpoints/step-NNNNNNN/ in the v1 format (<see cref="CheckpointFormat"/>)
+/// crash-safely: everything goes to step-NNNNNNN.tmp, files are fsynced as they are written, the manifest (with
+/// size and SHA-256 of every file) comes last, then the directory is renamed into place and `latest` is replaced
+/// atomically. A crash at any point leaves the previous checkpoints untouched; a half-written .tmp is never read.
+/// Keeps the last train.keep_last checkpoints plus every one whose step is a multiple of train.keep_every.
 /// </summary>
 public sealed class CheckpointStore
 {
     public const string ManifestFile = "manifest.json";
-    public const string ModelFile = "model.bin";
-    public const string OptimizerFile = "optimizer.bin";
+    public const string TmpSuffix = ".tmp";
 
     private readonly string root;
     private readonly int keepLast;
+    private readonly int keepEvery;
 
-    public CheckpointStore(string outputDir, int keepLast)
+    public CheckpointStore(string outputDir, int keepLast, int keepEvery = 0)
     {
         root = Path.Combine(outputDir, "checkpoints");
         this.keepLast = Math.Max(1, keepLast);
+        this.keepEvery = Math.Max(0, keepEvery);
     }
 
     public string Root => root;
 
+    /// <summary>Test hook for fault injection: called at each stage of <see cref="Save"/> with the stage's name
+    /// (shared, experts, optimizer, manifest, rename, latest); throwing there simulates a crash at that point.</summary>
+    internal static Action<string>? FaultHook;
+
     public static string StepDirName(long step) => $"step-{step:D7}";
 
-    /// <summary>Saves model, optimizer and a manifest (with SHA-256 of each file); returns the final directory.</summary>
-    public string Save(long step, nn.Module model, optim.Optimizer optimizer, JsonObject manifest)
+    public static long? StepOf(string dir)
+    {
+        var name = Path.GetFileName(dir);
+        return name.StartsWith("step-", StringComparison.Ordinal) && !name.EndsWith(TmpSuffix, StringComparison.Ordinal)
+               && long.TryParse(name.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out var s) ? s : null;
+    }
+
+    /// <summary>Saves weights (shared + per-layer experts), optimizer state when given, and the manifest (to which
+    /// step, format, layout and the file list are added). Returns the final directory.</summary>
+    public string Save(long step, Seq2SeqTransformer model, AdamW? optimizer, JsonObject manifest)
     {
         Directory.CreateDirectory(root);
         var finalDir = Path.Combine(root, StepDirName(step));
-        var tmpDir = Path.Combine(root, $".tmp-{StepDirName(step)}-{Environment.ProcessId}");
+        var tmpDir = finalDir + TmpSuffix;
         if (Directory.Exists(tmpDir))
-            Directory.Delete(tmpDir, recursive: true);
+            Directory.Delete(tmpDir, recursive: true); // left by a crash: never complete, never read
         Directory.CreateDirectory(tmpDir);
 
-        model.save(Path.Combine(tmpDir, ModelFile));
-        if (optimizer is OptimizerHelper helper)
-            helper.save_state_dict(Path.Combine(tmpDir, OptimizerFile));
+        var files = new JsonObject();
+        void Record(string name, WrittenFile w) => files[name] = new JsonObject { ["size"] = w.Size, ["sha256"] = w.Sha256 };
 
-        var checksums = new JsonObject();
-        foreach (var file in Directory.GetFiles(tmpDir).OrderBy(f => f, StringComparer.Ordinal))
-            checksums[Path.GetFileName(file)] = Sha256(file);
+        var layers = CheckpointFormat.MoeLayers(model);
+        Record(CheckpointFormat.SharedFile, SafeTensors.Write(Path.Combine(tmpDir, CheckpointFormat.SharedFile),
+            CheckpointFormat.SharedTensors(model, layers)));
+        FaultHook?.Invoke("shared");
+        foreach (var layer in layers)
+        {
+            var name = CheckpointFormat.ExpertFile(layer.Index);
+            Record(name, SafeTensors.Write(Path.Combine(tmpDir, name), ExpertTensors(layer, p => CheckpointFormat.ExpertParameter(layer, p))));
+        }
+        FaultHook?.Invoke("experts");
+        if (optimizer is not null)
+            SaveOptimizer(tmpDir, model, optimizer, layers, Record);
+        FaultHook?.Invoke("optimizer");
+
+        manifest["format"] = CheckpointFormat.Version;
         manifest["step"] = step;
-        manifest["files"] = checksums;
+        manifest["moe_layers"] = new JsonArray(layers.Select(l => (JsonNode)new JsonObject
+        {
+            ["index"] = l.Index, ["module"] = l.Prefix, ["experts"] = l.Layer.Experts,
+            ["file"] = CheckpointFormat.ExpertFile(l.Index),
+        }).ToArray());
+        if (optimizer is not null) manifest["optimizer"] = "adamw";
+        manifest["files"] = files;
         WriteDurably(Path.Combine(tmpDir, ManifestFile), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        foreach (var file in Directory.GetFiles(tmpDir))
-            FsyncFile(file);
+        FsyncDirectory(tmpDir);
+        FaultHook?.Invoke("manifest");
 
+        // Never overwrite a checkpoint in place: an existing directory of this step (from a run that crashed after
+        // it, so it is not the one being resumed) is moved aside first and removed only once the new one is in place.
+        string? aside = null;
         if (Directory.Exists(finalDir))
-            Directory.Delete(finalDir, recursive: true);
+        {
+            aside = finalDir + ".old" + TmpSuffix;
+            if (Directory.Exists(aside)) Directory.Delete(aside, recursive: true);
+            Directory.Move(finalDir, aside);
+        }
+        FaultHook?.Invoke("rename");
         Directory.Move(tmpDir, finalDir);
+        FsyncDirectory(root);
+        if (aside is not null) Directory.Delete(aside, recursive: true);
+        FaultHook?.Invoke("latest");
         WriteDurably(Path.Combine(root, ".latest.tmp"), StepDirName(step) + "\n");
         File.Move(Path.Combine(root, ".latest.tmp"), Path.Combine(root, "latest"), overwrite: true);
+        FsyncDirectory(root);
         Prune();
         return finalDir;
     }
 
-    /// <summary>Step directories, oldest first.</summary>
-    public IReadOnlyList<string> List() => !Directory.Exists(root)
+    private static List<(string, TorchSharp.torch.Tensor)> ExpertTensors(MoeLayerRef layer, Func<string, TorchSharp.torch.Tensor> stacked)
+    {
+        var list = new List<(string, TorchSharp.torch.Tensor)>();
+        var byParam = CheckpointFormat.ExpertParams.ToDictionary(p => p, stacked);
+        for (int e = 0; e < layer.Layer.Experts; e++)
+            foreach (var p in CheckpointFormat.ExpertParams)
+                list.Add((CheckpointFormat.ExpertTensor(e, p), byParam[p][e])); // [e] of a contiguous stack: a contiguous view
+        return list;
+    }
+
+    private static void SaveOptimizer(string dir, Seq2SeqTransformer model, AdamW optimizer, IReadOnlyList<MoeLayerRef> layers,
+        Action<string, WrittenFile> record)
+    {
+        var states = OptimizerStates.ByName(optimizer, model);
+        var expertNames = CheckpointFormat.ExpertParameterNames(layers);
+        var shared = new List<(string, TorchSharp.torch.Tensor)>();
+        var scalars = new List<TorchSharp.torch.Tensor>();
+        TorchSharp.torch.Tensor Step(long s) { var t = TorchSharp.torch.tensor(s); scalars.Add(t); return t; }
+        try
+        {
+            foreach (var (name, st) in states.Where(kv => !expertNames.Contains(kv.Key)))
+            {
+                shared.Add(($"{name}.exp_avg", st.exp_avg));
+                shared.Add(($"{name}.exp_avg_sq", st.exp_avg_sq));
+                shared.Add(($"{name}.step", Step(st.step)));
+            }
+            record(CheckpointFormat.OptimizerSharedFile, SafeTensors.Write(Path.Combine(dir, CheckpointFormat.OptimizerSharedFile), shared));
+            foreach (var layer in layers)
+            {
+                var list = new List<(string, TorchSharp.torch.Tensor)>();
+                for (int e = 0; e < layer.Layer.Experts; e++)
+                    foreach (var p in CheckpointFormat.ExpertParams)
+                    {
+                        var st = states[$"{layer.Prefix}.{p}"];
+                        var key = CheckpointFormat.ExpertTensor(e, p);
+                        list.Add(($"{key}.exp_avg", st.exp_avg[e]));
+                        list.Add(($"{key}.exp_avg_sq", st.exp_avg_sq[e]));
+                        list.Add(($"{key}.step", Step(st.step)));
+                    }
+                var name = CheckpointFormat.OptimizerExpertFile(layer.Index);
+                record(name, SafeTensors.Write(Path.Combine(dir, name), list));
+            }
+        }
+        finally
+        {
+            foreach (var t in scalars) t.Dispose();
+        }
+    }
+
+    /// <summary>Complete step directories (no .tmp), oldest first.</summary>
+    public IReadOnlyList<string> List() => List(root);
+
+    public static IReadOnlyList<string> List(string checkpointsRoot) => !Directory.Exists(checkpointsRoot)
         ? Array.Empty<string>()
-        : Directory.GetDirectories(root, "step-*").OrderBy(d => d, StringComparer.Ordinal).ToList();
+        : Directory.GetDirectories(checkpointsRoot, "step-*").Where(d => StepOf(d) is not null)
+            .OrderBy(d => StepOf(d)).ToList();
+
+    /// <summary>
+    /// The newest checkpoint under <paramref name="checkpointsRoot"/> whose files all match the manifest's
+    /// checksums; each newer one that fails is reported through <paramref name="warn"/> and skipped (not deleted:
+    /// a person may want to look at it). Null when there is none.
+    /// </summary>
+    public static string? FindLatestValid(string checkpointsRoot, Action<string> warn)
+    {
+        foreach (var dir in List(checkpointsRoot).Reverse())
+        {
+            try
+            {
+                CheckpointReader.ReadVerifiedManifest(dir);
+                return dir;
+            }
+            catch (UserInputException e)
+            {
+                warn($"skipping invalid checkpoint {dir}: {e.Message}");
+            }
+        }
+        return null;
+    }
 
     private void Prune()
     {
         var dirs = List();
         for (int i = 0; i < dirs.Count - keepLast; i++)
+        {
+            if (keepEvery > 0 && StepOf(dirs[i]) is long s && s % keepEvery == 0)
+                continue;
             Directory.Delete(dirs[i], recursive: true);
-    }
-
-    private static string Sha256(string file)
-    {
-        using var stream = File.OpenRead(file);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
+        }
     }
 
     private static void WriteDurably(string path, string text)
@@ -88,9 +205,19 @@ public sealed class CheckpointStore
         fs.Flush(flushToDisk: true);
     }
 
-    private static void FsyncFile(string path)
+    // A rename is only durable once the directory holding it is fsynced; .NET has no API for that, so on Unix
+    // open the directory read-only and fsync it (best effort elsewhere).
+    private static void FsyncDirectory(string dir)
     {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
-        fs.Flush(flushToDisk: true);
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS())
+            return;
+        int fd = open(dir, 0);
+        if (fd < 0) return;
+        fsync(fd);
+        close(fd);
     }
+
+    [DllImport("libc", SetLastError = true)] private static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+    [DllImport("libc", SetLastError = true)] private static extern int fsync(int fd);
+    [DllImport("libc", SetLastError = true)] private static extern int close(int fd);
 }

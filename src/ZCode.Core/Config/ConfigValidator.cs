@@ -142,6 +142,7 @@ public static class ConfigValidator
         check.AtLeast("train.eval_interval", t.EvalInterval, 0);
         check.AtLeast("train.save_interval", t.SaveInterval, 0);
         check.AtLeast("train.keep_last", t.KeepLast, 1);
+        check.AtLeast("train.keep_every", t.KeepEvery, 0);
         check.AtLeast("train.threads", t.Threads, 0);
     }
 

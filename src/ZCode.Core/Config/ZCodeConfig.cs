@@ -142,6 +142,8 @@ public sealed class TrainConfig
     public int EvalInterval { get; set; } = 0;
     public int SaveInterval { get; set; } = 100;
     public int KeepLast { get; set; } = 3;
+    /// <summary>Also keep every checkpoint whose step is a multiple of this (0 = none), beyond keep_last.</summary>
+    public int KeepEvery { get; set; } = 0;
     /// <summary>Intra-op CPU threads; 0 = all cores.</summary>
     public int Threads { get; set; } = 0;
 }

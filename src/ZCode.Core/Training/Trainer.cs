@@ -16,7 +16,7 @@ namespace ZCode.Training;
 /// Single-process training loop: token-normalised label-smoothed cross entropy plus weighted MoE aux/z losses,
 /// AdamW with warmup schedule, global-norm clipping, periodic metrics and crash-safe checkpoints.
 /// </summary>
-public sealed class Trainer
+public sealed partial class Trainer
 {
     private readonly ZCodeConfig cfg;
     private readonly Seq2SeqTransformer model;
@@ -28,6 +28,8 @@ public sealed class Trainer
     private readonly CheckpointStore checkpoints;
     private readonly Device device;
     private long totalTokens;
+    private int startStep;
+    private double[][] lastExpertLoad = [];
 
     public Trainer(ZCodeConfig cfg, Seq2SeqTransformer model, IBatchStream data, string outputDir, ILogger log,
         ITrainingObserver observer, Device? device = null)
@@ -40,7 +42,7 @@ public sealed class Trainer
         this.observer = observer;
         this.device = device ?? CPU;
         optimizer = OptimizerFactory.Create(model, cfg.Train);
-        checkpoints = new CheckpointStore(outputDir, cfg.Train.KeepLast);
+        checkpoints = new CheckpointStore(outputDir, cfg.Train.KeepLast, cfg.Train.KeepEvery);
     }
 
     public CheckpointStore Checkpoints => checkpoints;
@@ -49,14 +51,14 @@ public sealed class Trainer
     public int Run(CancellationToken cancel)
     {
         var t = cfg.Train;
-        int step = 0;
+        int step = startStep;
         var clock = Stopwatch.StartNew();
-        using var metrics = new MetricsWriter(Path.Combine(outputDir, "metrics.jsonl"), append: false);
+        using var metrics = new MetricsWriter(Path.Combine(outputDir, "metrics.jsonl"), append: startStep > 0);
         observer.OnStart(step, t.MaxSteps);
         log.Information("training {Params:N0} parameters for {Steps} steps, {Tokens} tokens per batch",
             model.parameters().Sum(p => p.numel()), t.MaxSteps, t.TokensPerBatch);
 
-        int lastSaved = -1;
+        int lastSaved = startStep > 0 ? startStep : -1;
         while (step < t.MaxSteps && !cancel.IsCancellationRequested)
         {
             step++;
@@ -65,6 +67,7 @@ public sealed class Trainer
             if (logged)
             {
                 metrics.Write(m);
+                lastExpertLoad = m.ExpertLoad;
                 var eta = TimeSpan.FromSeconds(m.ElapsedSeconds / step * (t.MaxSteps - step));
                 log.Information("step {Step}/{MaxSteps} loss {Loss:F4} nll {Nll:F4} lr {Lr:E2} {Tps:N0} tok/s aux {Aux:F4} " +
                                 "gnorm {G:F3} dropped {Drop:P1} eta {Eta:hh\\:mm\\:ss}",
@@ -94,6 +97,7 @@ public sealed class Trainer
         var stepClock = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         model.train();
+        StepSeeding.Apply(model, t.Seed, step);
 
         // Fetch every micro-batch first so each one's loss is divided by the step's total target tokens:
         // the gradient then equals one big batch's, whatever the accumulation count (DESIGN.md §10).
@@ -168,16 +172,7 @@ public sealed class Trainer
 
     private void Save(int step)
     {
-        var manifest = new JsonObject
-        {
-            ["format"] = "zcode-checkpoint-v0",
-            ["total_tokens"] = totalTokens,
-            ["config"] = ConfigWriter.ToYaml(cfg),
-            ["config_base_dir"] = cfg.BaseDirectory,
-            ["pad_id"] = model.PadId,
-            ["data_state"] = JsonSerializer.SerializeToNode(data.State),
-            ["saved_at"] = DateTime.UtcNow.ToString("O"),
-        };
+        var manifest = BuildManifest();
         var dir = checkpoints.Save(step, model, optimizer, manifest);
         observer.OnCheckpoint(step, dir);
         log.Information("saved checkpoint {Dir}", dir);

@@ -50,7 +50,7 @@ public class TrainCommandTests
         Assert.That(File.ReadAllText(Path.Combine(checkpoints, "latest")).Trim(), Is.EqualTo("step-0000004"));
         using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(checkpoints, "step-0000004", "manifest.json")));
         Assert.That(manifest.RootElement.GetProperty("step").GetInt32(), Is.EqualTo(4));
-        Assert.That(manifest.RootElement.GetProperty("files").TryGetProperty("model.bin", out _), Is.True);
+        Assert.That(manifest.RootElement.GetProperty("files").TryGetProperty("shared.safetensors", out _), Is.True);
         Assert.That(File.ReadAllText(Path.Combine(output, "train.log")), Does.Contain("finished at step 4"));
 
         // The checkpoint reopens with verified checksums and the same weights; corruption is detected.
@@ -58,7 +58,7 @@ public class TrainCommandTests
         Assert.That(loaded.Step, Is.EqualTo(4));
         Assert.That(loaded.Config.Train.MaxSteps, Is.EqualTo(4));
         Assert.That(loaded.Model.MoeLayers, Has.Count.EqualTo(2));
-        var weights = Path.Combine(checkpoints, "step-0000002", "model.bin");
+        var weights = Path.Combine(checkpoints, "step-0000002", "shared.safetensors");
         var bytes = File.ReadAllBytes(weights);
         bytes[bytes.Length / 2] ^= 0xFF;
         File.WriteAllBytes(weights, bytes);

@@ -1,0 +1,51 @@
+using ZCode.Checkpoints;
+using ZCode.Config;
+
+namespace ZCode.Cli.Commands;
+
+/// <summary>Where `zcode train` starts: a fresh model, a checkpoint to resume exactly, or weights to start from.</summary>
+internal sealed record StartPlan(string? ResumeFrom, string? InitFrom);
+
+/// <summary>The --resume / --init-from options of `zcode train`, resolved against the output directory.</summary>
+internal sealed record StartFrom(string Resume, string? InitFrom)
+{
+    /// <summary>Decides the start; for --init-from the model section of <paramref name="cfg"/> becomes the
+    /// checkpoint's (an aggregated or pruned model has a different expert count than any config file).</summary>
+    public StartPlan Resolve(ZCodeConfig cfg, string outputDir, Action<string> warn)
+    {
+        var root = Path.Combine(outputDir, "checkpoints");
+        if (InitFrom is not null)
+        {
+            if (Resume != "never")
+                throw new UserInputException("--init-from starts a new run; it cannot be combined with --resume");
+            RefuseExisting(outputDir, root);
+            var dir = CheckpointReader.ResolveDirectory(InitFrom);
+            var manifest = CheckpointReader.ReadVerifiedManifest(dir);
+            cfg.Model = CheckpointReader.ConfigOf(dir, manifest).Model;
+            ConfigValidator.Validate(cfg);
+            return new StartPlan(null, dir);
+        }
+        switch (Resume)
+        {
+            case "never":
+                RefuseExisting(outputDir, root);
+                return new StartPlan(null, null);
+            case "auto":
+                var latest = CheckpointStore.FindLatestValid(root, warn);
+                if (latest is null && CheckpointStore.List(root).Count > 0)
+                    throw new UserInputException($"{root}: no checkpoint there is valid (see warnings); remove them or choose another --output");
+                return new StartPlan(latest, null);
+            default:
+                var explicitDir = CheckpointReader.ResolveDirectory(Resume);
+                CheckpointReader.ReadVerifiedManifest(explicitDir);
+                return new StartPlan(explicitDir, null);
+        }
+    }
+
+    private static void RefuseExisting(string outputDir, string root)
+    {
+        if (CheckpointStore.List(root).Count > 0)
+            throw new UserInputException($"{outputDir}: already holds checkpoints from an earlier run; continue it with --resume auto, " +
+                                         "or choose another --output");
+    }
+}
