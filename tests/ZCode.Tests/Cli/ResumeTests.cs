@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json;
+using ZCode.Tests.Data;
+
+namespace ZCode.Tests.Cli;
+
+/// <summary>
+/// Exact resume (DESIGN.md §8): m3-tiny trained 40 steps without interruption versus the same run killed with
+/// SIGKILL after step 25 and restarted with --resume auto. Every step after the resume point must log the same
+/// loss, grad norm and token count, and the final weights and optimizer state must be byte-identical.
+/// </summary>
+[NonParallelizable]
+public class ResumeTests
+{
+    private string root = "";
+
+    [SetUp]
+    public void Create() => Directory.CreateDirectory(root = Path.Combine(Path.GetTempPath(), "zcode-resume-" + Guid.NewGuid().ToString("N")));
+
+    [TearDown]
+    public void Remove() => Directory.Delete(root, recursive: true);
+
+    private static readonly string[] Settings =
+    [
+        "--set", "train.max_steps=40", "--set", "train.save_interval=10", "--set", "train.log_interval=1",
+        "--set", "train.tokens_per_batch=512", "--set", "train.threads=1", "--set", "train.keep_last=10",
+    ];
+
+    private static Process Start(string output, params string[] extra)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = DataTestPaths.RepoRoot,
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Path.Combine(TestContext.CurrentContext.TestDirectory, "zcode.dll"));
+        psi.ArgumentList.Add("train");
+        foreach (var a in Settings.Concat(extra)) psi.ArgumentList.Add(a);
+        psi.ArgumentList.Add("--output");
+        psi.ArgumentList.Add(output);
+        var p = Process.Start(psi)!;
+        p.OutputDataReceived += (_, _) => { };
+        p.ErrorDataReceived += (_, _) => { };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    private static void RunToEnd(string output, params string[] extra)
+    {
+        using var p = Start(output, extra);
+        Assert.That(p.WaitForExit(TimeSpan.FromMinutes(5)), Is.True, "training did not finish");
+        Assert.That(p.ExitCode, Is.EqualTo(0), File.Exists(Path.Combine(output, "train.log")) ? File.ReadAllText(Path.Combine(output, "train.log")) : "");
+    }
+
+    private static List<JsonElement> Metrics(string output) => File.ReadAllLines(Path.Combine(output, "metrics.jsonl"))
+        .Where(l => l.Length > 0).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+
+    private static long LastLoggedStep(string output)
+    {
+        try
+        {
+            return File.ReadAllLines(Path.Combine(output, "metrics.jsonl")).Where(l => l.EndsWith('}'))
+                .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64()).DefaultIfEmpty(0).Max();
+        }
+        catch (IOException) { return 0; }
+    }
+
+    [Test]
+    public void SigkillThenResumeAutoReproducesTheUninterruptedRun()
+    {
+        var full = Path.Combine(root, "full");
+        var killed = Path.Combine(root, "killed");
+        RunToEnd(full);
+
+        using (var p = Start(killed))
+        {
+            var clock = Stopwatch.StartNew();
+            while (LastLoggedStep(killed) < 25 && !p.HasExited && clock.Elapsed < TimeSpan.FromMinutes(5))
+                Thread.Sleep(10);
+            Assert.That(p.HasExited, Is.False, "the run ended before it could be killed");
+            p.Kill(); // SIGKILL: no handler runs, no final checkpoint
+            p.WaitForExit();
+        }
+        var killedAt = LastLoggedStep(killed);
+        Assert.That(killedAt, Is.InRange(25, 29), "killed between checkpoints 20 and 30");
+        Assert.That(Directory.Exists(Path.Combine(killed, "checkpoints", "step-0000030")), Is.False);
+
+        RunToEnd(killed, "--resume", "auto");
+        Assert.That(File.ReadAllText(Path.Combine(killed, "train.log")), Does.Contain("resumed from").And.Contain("step-0000020"));
+
+        var a = Metrics(full);
+        var b = Metrics(killed);
+        Assert.That(b.Select(m => m.GetProperty("step").GetInt32()), Is.EqualTo(Enumerable.Range(1, 40)),
+            "metrics.jsonl keeps steps 1-20, drops the lost 21-" + killedAt + " and appends 21-40 once");
+        for (int i = 20; i < 40; i++)
+            foreach (var key in new[] { "loss", "nll_loss", "grad_norm", "lr", "total_tokens", "aux_loss" })
+                Assert.That(b[i].GetProperty(key).GetRawText(), Is.EqualTo(a[i].GetProperty(key).GetRawText()), $"step {i + 1} {key}");
+
+        // Stronger than 6-digit losses: the final weights and Adam moments are the same bytes.
+        foreach (var file in Directory.GetFiles(Path.Combine(full, "checkpoints", "step-0000040"), "*.safetensors"))
+        {
+            var other = Path.Combine(killed, "checkpoints", "step-0000040", Path.GetFileName(file));
+            Assert.That(Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(other))),
+                Is.EqualTo(Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file)))), Path.GetFileName(file));
+        }
+    }
+
+    [Test]
+    public void ResumeNeverRefusesAndAutoOnEmptyDirectoryStartsFresh()
+    {
+        var output = Path.Combine(root, "run");
+        var code = ZCode.Cli.CliApp.Run(["train", "--set", "train.max_steps=2", "--set", "train.tokens_per_batch=256", "--resume", "auto", "--output", output],
+            new StringWriter(), new StringWriter());
+        Assert.That(code, Is.EqualTo(0));
+        var err = new StringWriter();
+        code = ZCode.Cli.CliApp.Run(["train", "--set", "train.max_steps=2", "--output", output], new StringWriter(), err);
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err.ToString(), Does.Contain("--resume auto"));
+    }
+}
