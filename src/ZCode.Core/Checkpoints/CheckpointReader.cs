@@ -5,6 +5,9 @@ using ZCode.Model;
 
 namespace ZCode.Checkpoints;
 
+/// <summary>One file of a checkpoint checked against the manifest; <see cref="Problem"/> says what is wrong.</summary>
+public sealed record FileCheck(string Name, long Size, bool Ok, string? Problem);
+
 /// <summary>A checkpoint opened for use: its directory, manifest, the run's config and the model with its weights.</summary>
 public sealed record LoadedCheckpoint(string Directory, JsonObject Manifest, ZCodeConfig Config, Seq2SeqTransformer Model, long Step);
 
@@ -39,6 +42,15 @@ public static class CheckpointReader
     /// <summary>Reads and verifies the manifest and files; throws <see cref="UserInputException"/> naming the bad file.</summary>
     public static JsonObject ReadVerifiedManifest(string directory)
     {
+        var manifest = ReadManifest(directory);
+        if (CheckFiles(directory, manifest).FirstOrDefault(f => !f.Ok) is { } bad)
+            throw new UserInputException(bad.Problem!);
+        return manifest;
+    }
+
+    /// <summary>Reads the manifest without checking the files it lists.</summary>
+    public static JsonObject ReadManifest(string directory)
+    {
         var manifestPath = Path.Combine(directory, CheckpointStore.ManifestFile);
         if (!File.Exists(manifestPath))
             throw new UserInputException($"{manifestPath}: missing; the checkpoint is incomplete");
@@ -52,23 +64,37 @@ public static class CheckpointReader
         {
             throw new UserInputException($"{manifestPath}: corrupt manifest ({e.Message})");
         }
-        if (manifest["files"] is not JsonObject files)
+        if (manifest["files"] is not JsonObject)
             throw new UserInputException($"{manifestPath}: no file list; the checkpoint is incomplete");
-        foreach (var (name, entry) in files)
+        return manifest;
+    }
+
+    /// <summary>Checks every listed file's size and SHA-256 (all of them, so a report can name each bad one).</summary>
+    public static IReadOnlyList<FileCheck> CheckFiles(string directory, JsonObject manifest)
+    {
+        var result = new List<FileCheck>();
+        foreach (var (name, entry) in (JsonObject)manifest["files"]!)
         {
             var file = Path.Combine(directory, name);
-            if (!File.Exists(file))
-                throw new UserInputException($"{file}: missing (listed in {CheckpointStore.ManifestFile})");
             // v1 entries are {size, sha256}; v0 entries were the hash alone.
             var hash = entry is JsonObject o ? o["sha256"]?.GetValue<string>() : entry?.GetValue<string>();
             var size = entry is JsonObject o2 ? o2["size"]?.GetValue<long>() : null;
-            if (size is long expected && new FileInfo(file).Length != expected)
-                throw new UserInputException($"{file}: {new FileInfo(file).Length} bytes, manifest says {expected}; the checkpoint is truncated");
+            if (!File.Exists(file))
+            {
+                result.Add(new FileCheck(name, size ?? 0, false, $"{file}: missing (listed in {CheckpointStore.ManifestFile})"));
+                continue;
+            }
+            long actual = new FileInfo(file).Length;
+            if (size is long expected && actual != expected)
+            {
+                result.Add(new FileCheck(name, actual, false, $"{file}: {actual} bytes, manifest says {expected}; the checkpoint is truncated"));
+                continue;
+            }
             using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
-            if (!string.Equals(Convert.ToHexStringLower(SHA256.HashData(stream)), hash, StringComparison.Ordinal))
-                throw new UserInputException($"{file}: checksum mismatch; the checkpoint is corrupt");
+            bool ok = string.Equals(Convert.ToHexStringLower(SHA256.HashData(stream)), hash, StringComparison.Ordinal);
+            result.Add(new FileCheck(name, actual, ok, ok ? null : $"{file}: checksum mismatch; the checkpoint is corrupt"));
         }
-        return manifest;
+        return result;
     }
 
     /// <summary>The run config stored in a manifest (YAML text; relative paths resolve against the stored base dir).</summary>
