@@ -22,6 +22,8 @@ public static class CliApp
         yield return PlanCommand.Create();
         yield return ConfigCommand.Create();
         yield return InspectCommand.Create();
+        yield return ExpertCommands.Aggregate();
+        yield return ExpertCommands.Prune();
     }
 
     /// <summary>Parses and runs; bad arguments and <see cref="UserInputException"/> give exit code 2 and one line.</summary>

@@ -51,6 +51,23 @@ public sealed class CheckpointStore
     {
         Directory.CreateDirectory(root);
         var finalDir = Path.Combine(root, StepDirName(step));
+        manifest["step"] = step;
+        WriteDirectory(finalDir, model, optimizer, manifest);
+        FaultHook?.Invoke("latest");
+        WriteDurably(Path.Combine(root, ".latest.tmp"), StepDirName(step) + "\n");
+        File.Move(Path.Combine(root, ".latest.tmp"), Path.Combine(root, "latest"), overwrite: true);
+        FsyncDirectory(root);
+        Prune();
+        return finalDir;
+    }
+
+    /// <summary>
+    /// Writes a complete checkpoint directory at <paramref name="finalDir"/> crash-safely (a .tmp sibling, fsync,
+    /// manifest last, rename). Used for step checkpoints and for the outputs of aggregation and pruning.
+    /// </summary>
+    public static void WriteDirectory(string finalDir, Seq2SeqTransformer model, AdamW? optimizer, JsonObject manifest)
+    {
+        manifest["step"] ??= 0;
         var tmpDir = finalDir + TmpSuffix;
         if (Directory.Exists(tmpDir))
             Directory.Delete(tmpDir, recursive: true); // left by a crash: never complete, never read
@@ -74,7 +91,6 @@ public sealed class CheckpointStore
         FaultHook?.Invoke("optimizer");
 
         manifest["format"] = CheckpointFormat.Version;
-        manifest["step"] = step;
         manifest["moe_layers"] = new JsonArray(layers.Select(l => (JsonNode)new JsonObject
         {
             ["index"] = l.Index, ["module"] = l.Prefix, ["experts"] = l.Layer.Experts,
@@ -97,14 +113,8 @@ public sealed class CheckpointStore
         }
         FaultHook?.Invoke("rename");
         Directory.Move(tmpDir, finalDir);
-        FsyncDirectory(root);
+        FsyncDirectory(Path.GetDirectoryName(finalDir)!);
         if (aside is not null) Directory.Delete(aside, recursive: true);
-        FaultHook?.Invoke("latest");
-        WriteDurably(Path.Combine(root, ".latest.tmp"), StepDirName(step) + "\n");
-        File.Move(Path.Combine(root, ".latest.tmp"), Path.Combine(root, "latest"), overwrite: true);
-        FsyncDirectory(root);
-        Prune();
-        return finalDir;
     }
 
     private static List<(string, TorchSharp.torch.Tensor)> ExpertTensors(MoeLayerRef layer, Func<string, TorchSharp.torch.Tensor> stacked)
