@@ -38,7 +38,7 @@ public class CheckpointStoreTests
 
     internal static JsonObject Manifest(ZCodeConfig cfg) => new()
     {
-        ["config"] = ConfigWriter.ToYaml(cfg), ["config_base_dir"] = Path.Combine(Tests.Data.DataTestPaths.RepoRoot, "configs"),
+        ["config"] = ConfigWriter.ToYaml(cfg), ["config_base_dir"] = Tests.Data.DataTestPaths.RepoRoot,
     };
 
     internal static (Seq2SeqTransformer Model, AdamW Opt) Trained(ZCodeConfig cfg, int steps, long seed = 3)
