@@ -148,6 +148,16 @@ public class ExpertSurgeryTests
         Assert.That(report["total_params"]!.GetValue<long>(), Is.EqualTo(ParameterCount.Of(CheckpointReader.Load(pruned).Config.Model).Total));
         Assert.That(report["config"]!["experts"]!.GetValue<int>(), Is.EqualTo(4));
 
+        // The pruned model starts a new run directly: step 0, fresh optimizer, 4 experts.
+        var tuned = Path.Combine(root, "tuned");
+        err = new StringWriter();
+        code = CliApp.Run(["train", "--init-from", pruned, "--set", "train.max_steps=2", "--set", "train.tokens_per_batch=256",
+            "--set", "train.threads=1", "--output", tuned], new StringWriter(), err);
+        Assert.That(code, Is.EqualTo(0), err.ToString());
+        var tunedCkpt = CheckpointReader.Load(tuned);
+        Assert.That((tunedCkpt.Step, tunedCkpt.Config.Model.Moe.Experts), Is.EqualTo((2L, 4)));
+        Assert.That(File.ReadAllText(Path.Combine(tuned, "train.log")), Does.Contain("initialised weights from"));
+
         // inspect on a run's latest, text form, and a damaged file is reported with exit 1.
         var latest = Path.Combine(run, "checkpoints", "latest");
         stdout = new StringWriter();
