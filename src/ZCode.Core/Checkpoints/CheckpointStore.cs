@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TorchSharp.Modules;
 using ZCode.Model;
+using Tensor = TorchSharp.torch.Tensor;
 
 namespace ZCode.Checkpoints;
 
@@ -77,17 +78,32 @@ public sealed class CheckpointStore
         void Record(string name, WrittenFile w) => files[name] = new JsonObject { ["size"] = w.Size, ["sha256"] = w.Sha256 };
 
         var layers = CheckpointFormat.MoeLayers(model);
-        Record(CheckpointFormat.SharedFile, SafeTensors.Write(Path.Combine(tmpDir, CheckpointFormat.SharedFile),
-            CheckpointFormat.SharedTensors(model, layers)));
-        FaultHook?.Invoke("shared");
-        foreach (var layer in layers)
+        var jobs = new List<(string File, List<(string, Tensor)> Tensors)>
         {
-            var name = CheckpointFormat.ExpertFile(layer.Index);
-            Record(name, SafeTensors.Write(Path.Combine(tmpDir, name), ExpertTensors(layer, p => CheckpointFormat.ExpertParameter(layer, p))));
-        }
-        FaultHook?.Invoke("experts");
+            (CheckpointFormat.SharedFile, CheckpointFormat.SharedTensors(model, layers)),
+        };
+        foreach (var layer in layers)
+            jobs.Add((CheckpointFormat.ExpertFile(layer.Index), ExpertTensors(layer, p => CheckpointFormat.ExpertParameter(layer, p))));
         if (optimizer is not null)
-            SaveOptimizer(tmpDir, model, optimizer, layers, Record);
+            jobs.AddRange(OptimizerJobs(model, optimizer, layers));
+        using (var temporaries = new DisposeList(jobs, model))
+        {
+            // Files are independent: writing them on two threads overlaps one file's hashing with another's I/O.
+            var written = new WrittenFile[jobs.Count];
+            try
+            {
+                Parallel.For(0, jobs.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Clamp(Environment.ProcessorCount, 1, 4) },
+                    i => written[i] = SafeTensors.Write(Path.Combine(tmpDir, jobs[i].File), jobs[i].Tensors));
+            }
+            catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+            }
+            for (int i = 0; i < jobs.Count; i++)
+                Record(jobs[i].File, written[i]);
+        }
+        FaultHook?.Invoke("shared");
+        FaultHook?.Invoke("experts");
         FaultHook?.Invoke("optimizer");
 
         manifest["format"] = CheckpointFormat.Version;
@@ -127,42 +143,45 @@ public sealed class CheckpointStore
         return list;
     }
 
-    private static void SaveOptimizer(string dir, Seq2SeqTransformer model, AdamW optimizer, IReadOnlyList<MoeLayerRef> layers,
-        Action<string, WrittenFile> record)
+    private static IEnumerable<(string, List<(string, Tensor)>)> OptimizerJobs(Seq2SeqTransformer model, AdamW optimizer,
+        IReadOnlyList<MoeLayerRef> layers)
     {
         var states = OptimizerStates.ByName(optimizer, model);
         var expertNames = CheckpointFormat.ExpertParameterNames(layers);
-        var shared = new List<(string, TorchSharp.torch.Tensor)>();
-        var scalars = new List<TorchSharp.torch.Tensor>();
-        TorchSharp.torch.Tensor Step(long s) { var t = TorchSharp.torch.tensor(s); scalars.Add(t); return t; }
-        try
+        var shared = new List<(string, Tensor)>();
+        foreach (var (name, st) in states.Where(kv => !expertNames.Contains(kv.Key)))
         {
-            foreach (var (name, st) in states.Where(kv => !expertNames.Contains(kv.Key)))
-            {
-                shared.Add(($"{name}.exp_avg", st.exp_avg));
-                shared.Add(($"{name}.exp_avg_sq", st.exp_avg_sq));
-                shared.Add(($"{name}.step", Step(st.step)));
-            }
-            record(CheckpointFormat.OptimizerSharedFile, SafeTensors.Write(Path.Combine(dir, CheckpointFormat.OptimizerSharedFile), shared));
-            foreach (var layer in layers)
-            {
-                var list = new List<(string, TorchSharp.torch.Tensor)>();
-                for (int e = 0; e < layer.Layer.Experts; e++)
-                    foreach (var p in CheckpointFormat.ExpertParams)
-                    {
-                        var st = states[$"{layer.Prefix}.{p}"];
-                        var key = CheckpointFormat.ExpertTensor(e, p);
-                        list.Add(($"{key}.exp_avg", st.exp_avg[e]));
-                        list.Add(($"{key}.exp_avg_sq", st.exp_avg_sq[e]));
-                        list.Add(($"{key}.step", Step(st.step)));
-                    }
-                var name = CheckpointFormat.OptimizerExpertFile(layer.Index);
-                record(name, SafeTensors.Write(Path.Combine(dir, name), list));
-            }
+            shared.Add(($"{name}.exp_avg", st.exp_avg));
+            shared.Add(($"{name}.exp_avg_sq", st.exp_avg_sq));
+            shared.Add(($"{name}.step", TorchSharp.torch.tensor(st.step)));
         }
-        finally
+        yield return (CheckpointFormat.OptimizerSharedFile, shared);
+        foreach (var layer in layers)
         {
-            foreach (var t in scalars) t.Dispose();
+            var list = new List<(string, Tensor)>();
+            for (int e = 0; e < layer.Layer.Experts; e++)
+                foreach (var p in CheckpointFormat.ExpertParams)
+                {
+                    var st = states[$"{layer.Prefix}.{p}"];
+                    var key = CheckpointFormat.ExpertTensor(e, p);
+                    list.Add(($"{key}.exp_avg", st.exp_avg[e]));
+                    list.Add(($"{key}.exp_avg_sq", st.exp_avg_sq[e]));
+                    list.Add(($"{key}.step", TorchSharp.torch.tensor(st.step)));
+                }
+            yield return (CheckpointFormat.OptimizerExpertFile(layer.Index), list);
+        }
+    }
+
+    /// <summary>Disposes the views and step scalars made for writing, never the model's or optimizer's own tensors.</summary>
+    private sealed class DisposeList(List<(string File, List<(string, Tensor)> Tensors)> jobs, Seq2SeqTransformer model) : IDisposable
+    {
+        public void Dispose()
+        {
+            var owned = model.state_dict().Values.Select(t => t.Handle).ToHashSet();
+            foreach (var (_, tensors) in jobs)
+                foreach (var (name, t) in tensors)
+                    if (!owned.Contains(t.Handle) && (name.Contains("expert.") || name.EndsWith(".step", StringComparison.Ordinal)))
+                        t.Dispose();
         }
     }
 
