@@ -47,22 +47,27 @@ internal static class VocabCommand
         cmd.SetAction(parse =>
         {
             var tok = SpmTokenizer.Load(parse.GetValue(model)!);
-            var asIds = parse.GetValue(ids);
             using var stdout = Stdout(parse);
-            var sb = new StringBuilder();
-            foreach (var line in Utf8LineReader.ReadLines(Console.OpenStandardInput(), "<stdin>"))
-            {
-                sb.Clear();
-                foreach (var id in tok.Encode(line))
-                {
-                    if (sb.Length > 0) sb.Append(' ');
-                    if (asIds) sb.Append(id); else sb.Append(tok.IdToToken(id));
-                }
-                stdout.WriteLine(sb);
-            }
+            Encode(tok, Console.OpenStandardInput(), "<stdin>", stdout, parse.GetValue(ids));
             return CliApp.ExitOk;
         });
         return cmd;
+    }
+
+    /// <summary>Encodes each line of <paramref name="input"/> to one output line of ids or pieces.</summary>
+    internal static void Encode(SpmTokenizer tok, Stream input, string name, TextWriter output, bool asIds)
+    {
+        var sb = new StringBuilder();
+        foreach (var line in Utf8LineReader.ReadLines(input, name))
+        {
+            sb.Clear();
+            foreach (var id in tok.Encode(line))
+            {
+                if (sb.Length > 0) sb.Append(' ');
+                if (asIds) sb.Append(id); else sb.Append(tok.IdToToken(id));
+            }
+            output.Write(sb.Append('\n').ToString());
+        }
     }
 
     private static Command CreateDecode()

@@ -98,7 +98,9 @@ public static class VocabTrainer
         File.Delete(sample);
         if (process.ExitCode != 0)
         {
-            var last = stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault() ?? "";
+            // spm_train ends with a generic "Program terminated..." line; the reason is the line before it.
+            var last = stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                .LastOrDefault(l => !l.StartsWith("Program terminated", StringComparison.Ordinal)) ?? "";
             throw new InvalidOperationException($"spm_train failed (exit {process.ExitCode}): {last}");
         }
         return prefix + ".model";
