@@ -108,6 +108,7 @@ public sealed class Trainer
         optimizer.zero_grad();
         double[][] expertLoad = [];
         double dropped = 0;
+        var byTask = new TaskMetrics();
         foreach (var batch in micro)
         {
             using var microScope = NewDisposeScope();
@@ -126,6 +127,7 @@ public sealed class Trainer
 
             lossSum += loss.item<float>();
             nllSum += nll.item<float>();
+            byTask.Add(batch, logits, tgtOut, model.PadId, nll.item<float>());
             if (aux is not null) auxSum += aux.item<float>() * share;
             if (z is not null) zSum += z.item<float>() * share;
             (expertLoad, dropped) = ExpertStatistics();
@@ -146,6 +148,7 @@ public sealed class Trainer
             AuxLoss = auxSum, ZLoss = zSum, GradNorm = gradNorm,
             DroppedFraction = dropped, ExpertLoad = expertLoad,
             StepSeconds = seconds, DataWaitSeconds = dataWait, ElapsedSeconds = clock.Elapsed.TotalSeconds,
+            LossByTask = byTask.LossByTask, TokensByLang = byTask.TokensByLang,
         };
     }
 
