@@ -131,4 +131,31 @@ public class ShardPrepareTests
             Config(tmp.Path, $"  monolingual:\n    - {{lang: eng_Latm, path: {en}}}\n")))!;
         Assert.That(e.Message, Does.StartWith("data.monolingual[0].lang:").And.Contain("eng_Latn"));
     }
+
+    [Test]
+    public void DataPrepareCommandReportsThenFindsNothingToDo_BadInputExits2()
+    {
+        using var tmp = DataTestPaths.NewTempDir();
+        var en = tmp.Write("en.txt", "Hello.\nGood morning.\n");
+        var de = tmp.Write("de.txt", "Hallo.\nGuten Morgen.\n");
+        var yaml = tmp.Write("c.yaml", $"data:\n  spm_model: {DataTestPaths.SpmModel}\n  shard_dir: shards\n" +
+                                       $"  parallel:\n    - {{src: en, tgt: de, src_path: en.txt, tgt_path: de.txt}}\n");
+        (int, string, string) Run()
+        {
+            var o = new StringWriter();
+            var e = new StringWriter();
+            return (ZCode.Cli.CliApp.Run(["data", "prepare", "--config", yaml], o, e), o.ToString(), e.ToString());
+        }
+        var (code, output, err) = Run();
+        Assert.That(code, Is.EqualTo(0), err);
+        Assert.That(output, Does.Contain("data.parallel[0] eng_Latn-deu_Latn: 2 of 2 lines kept").And.Contain("uint16"));
+        (code, output, _) = Run();
+        Assert.That(output, Does.Contain("up to date"));
+
+        File.WriteAllText(de, "Hallo.\n");
+        (code, _, err) = Run();
+        Assert.That(code, Is.EqualTo(ZCode.Cli.CliApp.ExitBadInput));
+        Assert.That(err.Trim(), Does.StartWith($"{en}:2:1:").And.Contain("same number of lines"));
+        Assert.That(err.Trim().Split('\n'), Has.Length.EqualTo(1));
+    }
 }
