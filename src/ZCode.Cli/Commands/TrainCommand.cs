@@ -70,7 +70,9 @@ internal static class TrainCommand
         Console.CancelKeyPress += onCancel;
         try
         {
-            var trainer = new Trainer(cfg, model, data.Train, outputDir, log, observer);
+            // Batches are built on a background thread (exact sampler state kept) so the step never waits for them.
+            using var batches = new PrefetchingBatchStream(data.Train);
+            var trainer = new Trainer(cfg, model, batches, outputDir, log, observer);
             trainer.Run(stop.Token);
         }
         finally

@@ -132,3 +132,25 @@ public class DaeAndMixtureTests
         }
     }
 }
+
+/// <summary>Background batch building gives the same stream and an exact state.</summary>
+public class PrefetchingBatchStreamTests
+{
+    [Test]
+    public void SameBatchesAsTheInnerStreamAndExactStateRestore()
+    {
+        var cfg = ZCode.Config.ConfigLoader.LoadDefault(["tasks.dae.weight=0.5", "train.tokens_per_batch=512"]);
+        var reference = DataSource.FromShards(cfg).Train;
+        var expected = Enumerable.Range(0, 30).Select(_ => reference.Next().SrcTokens).ToList();
+
+        using var prefetch = new PrefetchingBatchStream(DataSource.FromShards(cfg).Train, capacity: 3);
+        for (var i = 0; i < 10; i++) Assert.That(prefetch.Next().SrcTokens, Is.EqualTo(expected[i]), $"batch {i}");
+        var state = prefetch.State;
+        Assert.That(state.BatchesProduced, Is.EqualTo(10), "state after the batches handed out, not those read ahead");
+
+        using var restored = new PrefetchingBatchStream(DataSource.FromShards(cfg).Train, capacity: 3);
+        restored.Next();
+        restored.State = state;
+        for (var i = 10; i < 30; i++) Assert.That(restored.Next().SrcTokens, Is.EqualTo(expected[i]), $"batch {i}");
+    }
+}
