@@ -24,6 +24,8 @@ public static class CliApp
         yield return InspectCommand.Create();
         yield return ExpertCommands.Aggregate();
         yield return ExpertCommands.Prune();
+        yield return DataCommand.Create();
+        yield return VocabCommand.Create();
     }
 
     /// <summary>Parses and runs; bad arguments and <see cref="UserInputException"/> give exit code 2 and one line.</summary>

@@ -54,7 +54,11 @@ internal static class TrainCommand
         torch.set_num_threads(cfg.Train.Threads > 0 ? cfg.Train.Threads : Environment.ProcessorCount);
         torch.manual_seed(cfg.Train.Seed);
 
-        var data = DataSource.Load(cfg, cfg.BaseDirectory);
+        // Training reads only the shards; the first run (or changed inputs) prepares them here.
+        var prepareProgress = new PrepareProgressPrinter(stdout);
+        DataSource data;
+        try { data = DataSource.FromShards(cfg, prepareProgress); }
+        finally { prepareProgress.Finish(); }
         if (data.Tokenizer.VocabSize != cfg.Model.VocabSize)
             throw new UserInputException($"model.vocab_size is {cfg.Model.VocabSize} but {cfg.ResolvePath(cfg.Data.SpmModel)} has " +
                                          $"{data.Tokenizer.VocabSize} pieces; set model.vocab_size: {data.Tokenizer.VocabSize}");
@@ -79,7 +83,9 @@ internal static class TrainCommand
         Console.CancelKeyPress += onCancel;
         try
         {
-            var trainer = new Trainer(cfg, model, data.Train, outputDir, log, observer);
+            // Batches are built on a background thread (exact sampler state kept) so the step never waits for them.
+            using var batches = new PrefetchingBatchStream(data.Train);
+            var trainer = new Trainer(cfg, model, batches, outputDir, log, observer);
             if (plan.ResumeFrom is not null)
                 trainer.Restore(plan.ResumeFrom);
             trainer.Run(stop.Token);
@@ -95,8 +101,6 @@ internal static class TrainCommand
     // than silently training something else.
     private static void RejectUnavailableFeatures(ZCodeConfig cfg)
     {
-        if (cfg.Tasks.Dae.Weight > 0)
-            throw new UserInputException("tasks.dae.weight: denoising (DAE) training is not available in this version; set it to 0");
         if (cfg.Parallel.Backend is not ("auto" or "local"))
             throw new UserInputException($"parallel.backend: '{cfg.Parallel.Backend}' is not available in this version; use auto or local (one process)");
         if (cfg.Parallel.ExpertParallel != 1)

@@ -13,7 +13,7 @@ public sealed record CorpusStats(string Key, string SrcPath, string TgtPath, str
 /// and fixed validation batches from <c>data.valid</c>. Small in-memory corpora for now; binarized shards will
 /// plug in behind <see cref="IExampleSet"/>.
 /// </summary>
-public sealed class DataSource
+public sealed partial class DataSource
 {
     private DataSource(SpmTokenizer tokenizer, IReadOnlyList<IExampleSet> train, IReadOnlyList<IExampleSet> valid,
         IReadOnlyList<CorpusStats> stats, TokenBudgetBatcher batcher, int tokensPerBatch)

@@ -17,6 +17,13 @@ public interface IExampleSet
     /// <summary>The model-ready example at <paramref name="index"/> (0 ≤ index &lt; Count).</summary>
     Example Get(int index);
 
+    /// <summary>
+    /// The example at <paramref name="index"/> when drawn in pass <paramref name="epoch"/> over the set. Sets whose
+    /// examples are randomised per draw (DAE noise) use the epoch so each pass sees new noise yet a restored sampler
+    /// reproduces it; others ignore it.
+    /// </summary>
+    Example Get(int index, long epoch) => Get(index);
+
     /// <summary>Source length of example <paramref name="index"/> (tag and EOS included), without building it.</summary>
     int SourceLength(int index);
 

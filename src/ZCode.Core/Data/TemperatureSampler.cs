@@ -12,8 +12,15 @@ public sealed class TemperatureSampler
     /// <param name="counts">n_i ≥ 0, at least one positive.</param>
     /// <param name="temperature">T &gt; 0.</param>
     public TemperatureSampler(IReadOnlyList<long> counts, double temperature)
+        : this(ComputeProbabilities(counts, temperature)) { }
+
+    /// <summary>A sampler for given probabilities (non-negative, summing to 1), e.g. from <see cref="TaskMixture"/>.</summary>
+    public TemperatureSampler(IReadOnlyList<double> probabilities)
     {
-        Probabilities = ComputeProbabilities(counts, temperature);
+        ArgumentNullException.ThrowIfNull(probabilities);
+        if (probabilities.Count == 0 || probabilities.Any(p => !(p >= 0)) || Math.Abs(probabilities.Sum() - 1) > 1e-9)
+            throw new ArgumentException("probabilities must be non-negative and sum to 1", nameof(probabilities));
+        Probabilities = probabilities.ToArray();
         _cumulative = new double[Probabilities.Count];
         var sum = 0.0;
         for (var i = 0; i < _cumulative.Length; i++)

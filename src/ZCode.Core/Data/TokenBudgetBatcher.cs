@@ -63,7 +63,7 @@ public sealed class TokenBudgetBatcher : IBatchStream
     private readonly long[] _permutationEpochs;
 
     // Current pool: batches of (set, index) and the state it was drawn from.
-    private List<(int Set, int Index)[]>? _pool;
+    private List<(int Set, int Index, long Epoch)[]>? _pool;
     private int _poolPosition;
     private long[] _poolRng;
     private long[] _poolEpochs;
@@ -78,8 +78,9 @@ public sealed class TokenBudgetBatcher : IBatchStream
     /// <param name="bosId">First decoder input id.</param>
     /// <param name="seed">train.seed.</param>
     /// <param name="poolBatches">Pool size in batches for length bucketing (larger: less padding, less mixing).</param>
+    /// <param name="probabilities">Sampling probability per set (e.g. <see cref="TaskMixture"/>); null: temperature over counts.</param>
     public TokenBudgetBatcher(IReadOnlyList<IExampleSet> sets, double temperature, int tokensPerBatch, int padId,
-        int bosId, long seed, int poolBatches = 100)
+        int bosId, long seed, int poolBatches = 100, IReadOnlyList<double>? probabilities = null)
     {
         ArgumentNullException.ThrowIfNull(sets);
         if (sets.Count == 0) throw new ArgumentException("no directions to sample from", nameof(sets));
@@ -90,7 +91,11 @@ public sealed class TokenBudgetBatcher : IBatchStream
         if (tokensPerBatch < 1) throw new ArgumentOutOfRangeException(nameof(tokensPerBatch), tokensPerBatch, "must be positive");
         if (poolBatches < 1) throw new ArgumentOutOfRangeException(nameof(poolBatches), poolBatches, "must be positive");
         _sets = sets;
-        _sampler = new TemperatureSampler(sets.Select(s => (long)s.Count).ToArray(), temperature);
+        _sampler = probabilities is null
+            ? new TemperatureSampler(sets.Select(s => (long)s.Count).ToArray(), temperature)
+            : new TemperatureSampler(probabilities);
+        if (_sampler.Probabilities.Count != sets.Count)
+            throw new ArgumentException("one probability per set", nameof(probabilities));
         _tokensPerBatch = tokensPerBatch;
         _padId = padId;
         _bosId = bosId;
@@ -120,7 +125,7 @@ public sealed class TokenBudgetBatcher : IBatchStream
         _batchesProduced++;
         _examplesProduced += rows.Length;
         var examples = new Example[rows.Length];
-        for (var i = 0; i < rows.Length; i++) examples[i] = _sets[rows[i].Set].Get(rows[i].Index);
+        for (var i = 0; i < rows.Length; i++) examples[i] = _sets[rows[i].Set].Get(rows[i].Index, rows[i].Epoch);
         return Batch.Collate(examples, _padId, _bosId);
     }
 
@@ -194,24 +199,25 @@ public sealed class TokenBudgetBatcher : IBatchStream
         _poolCursors = (long[])_cursors.Clone();
 
         var target = (long)_poolBatches * _tokensPerBatch;
-        var drawn = new List<(int Set, int Index, int Length)>();
+        var drawn = new List<(int Set, int Index, long Epoch, int Length)>();
         long tokens = 0;
         while (tokens < target)
         {
             var d = _sampler.Sample(_rng);
             var index = NextIndex(d);
+            var epoch = _epochs[d];
             var set = _sets[d];
             var length = Math.Max(set.SourceLength(index), set.TargetLength(index));
             if (length > _tokensPerBatch)
                 throw new InvalidOperationException(
                     $"{set.Name}: example of length {length} exceeds the token budget {_tokensPerBatch}");
-            drawn.Add((d, index, length));
+            drawn.Add((d, index, epoch, length));
             tokens += length;
         }
         // Stable sort by length (draw order breaks ties), then cut by the budget.
         var order = Enumerable.Range(0, drawn.Count).OrderBy(i => drawn[i].Length).ThenBy(i => i).ToArray();
         var batches = CutByBudget(order.Select(i => drawn[i].Length).ToArray(), _tokensPerBatch)
-            .Select(range => order[range].Select(i => (drawn[i].Set, drawn[i].Index)).ToArray())
+            .Select(range => order[range].Select(i => (drawn[i].Set, drawn[i].Index, drawn[i].Epoch)).ToArray())
             .ToList();
         _rng.Shuffle(batches);
         _pool = batches;

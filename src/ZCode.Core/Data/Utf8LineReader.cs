@@ -16,20 +16,45 @@ public static class Utf8LineReader
     {
         if (!File.Exists(path))
             throw UserInputException.At(path, 0, 0, "file not found");
-        return ReadLinesIterator(path);
+        return ReadLinesIterator(path, null);
     }
 
-    private static IEnumerable<string> ReadLinesIterator(string path)
+    /// <summary>
+    /// Opens <paramref name="path"/> for reading; names ending in <c>.gz</c> are decompressed. Unreadable files are a
+    /// <see cref="UserInputException"/> naming the path.
+    /// </summary>
+    public static Stream Open(string path)
     {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16,
-            FileOptions.SequentialScan);
+        if (!File.Exists(path)) throw UserInputException.At(path, 0, 0, "file not found");
+        try
+        {
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw UserInputException.At(path, 0, 0, $"cannot read: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Lines of <paramref name="raw"/> (the bytes of file <paramref name="path"/>, gzip-compressed when the name ends in
+    /// <c>.gz</c>); errors name <paramref name="path"/>. The stream is disposed at the end.
+    /// </summary>
+    public static IEnumerable<string> ReadLines(Stream raw, string path) => ReadLinesIterator(path, raw);
+
+    private static IEnumerable<string> ReadLinesIterator(string path, Stream? raw)
+    {
+        raw ??= Open(path);
+        using var stream = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase)
+            ? new System.IO.Compression.GZipStream(raw, System.IO.Compression.CompressionMode.Decompress)
+            : raw;
         var buffer = new byte[1 << 16];
         var line = new byte[256];
         var lineLength = 0;
         long lineNo = 0;
         var first = true;
         int read;
-        while ((read = stream.Read(buffer, 0, buffer.Length)) > 0)
+        while ((read = ReadChunk(stream, buffer, path)) > 0)
         {
             var start = 0;
             if (first)
@@ -50,6 +75,15 @@ public static class Utf8LineReader
         }
         if (lineLength > 0)
             yield return Decode(path, ++lineNo, line, lineLength);
+    }
+
+    private static int ReadChunk(Stream stream, byte[] buffer, string path)
+    {
+        try { return stream.Read(buffer, 0, buffer.Length); }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            throw UserInputException.At(path, 0, 0, $"cannot read: {e.Message}");
+        }
     }
 
     private static void Append(ref byte[] line, ref int length, ReadOnlySpan<byte> bytes)

@@ -43,6 +43,12 @@ public sealed class MetricsWriter : IDisposable
             j.WriteNumber("step_s", Round(m.StepSeconds));
             j.WriteNumber("data_wait_s", Round(m.DataWaitSeconds));
             j.WriteNumber("elapsed_s", Math.Round(m.ElapsedSeconds, 3));
+            foreach (var (task, loss) in m.LossByTask.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+                j.WriteNumber("loss_" + task, Round(loss));
+            j.WriteStartObject("tokens_by_lang");
+            foreach (var (lang, n) in m.TokensByLang.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+                j.WriteNumber(lang, n);
+            j.WriteEndObject();
             j.WriteEndObject();
         }
         writer.WriteLine(Encoding.UTF8.GetString(buffer.ToArray()));

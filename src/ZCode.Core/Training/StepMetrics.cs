@@ -24,4 +24,8 @@ public sealed class StepMetrics
     /// <summary>Seconds of this step spent waiting for the batch.</summary>
     public double DataWaitSeconds { get; init; }
     public double ElapsedSeconds { get; init; }
+    /// <summary>Unsmoothed NLL per target token of each task in this step (metrics.jsonl: loss_mt, loss_dae).</summary>
+    public IReadOnlyDictionary<string, double> LossByTask { get; init; } = new Dictionary<string, double>();
+    /// <summary>Non-pad source and target tokens per language in this step.</summary>
+    public IReadOnlyDictionary<string, long> TokensByLang { get; init; } = new Dictionary<string, long>();
 }

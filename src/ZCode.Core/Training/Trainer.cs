@@ -112,6 +112,7 @@ public sealed partial class Trainer
         optimizer.zero_grad();
         double[][] expertLoad = [];
         double dropped = 0;
+        var byTask = new TaskMetrics();
         foreach (var batch in micro)
         {
             using var microScope = NewDisposeScope();
@@ -130,6 +131,7 @@ public sealed partial class Trainer
 
             lossSum += loss.item<float>();
             nllSum += nll.item<float>();
+            byTask.Add(batch, logits, tgtOut, model.PadId, nll.item<float>());
             if (aux is not null) auxSum += aux.item<float>() * share;
             if (z is not null) zSum += z.item<float>() * share;
             (expertLoad, dropped) = ExpertStatistics();
@@ -150,6 +152,7 @@ public sealed partial class Trainer
             AuxLoss = auxSum, ZLoss = zSum, GradNorm = gradNorm,
             DroppedFraction = dropped, ExpertLoad = expertLoad,
             StepSeconds = seconds, DataWaitSeconds = dataWait, ElapsedSeconds = clock.Elapsed.TotalSeconds,
+            LossByTask = byTask.LossByTask, TokensByLang = byTask.TokensByLang,
         };
     }
 

@@ -1,0 +1,93 @@
+using ZCode.Config;
+using ZCode.Data.Shards;
+using ZCode.Text;
+
+namespace ZCode.Data;
+
+public sealed partial class DataSource
+{
+    /// <summary>
+    /// The data of a run read from the shards of <c>data.shard_dir</c> (memory-mapped): MT directions from
+    /// <c>data.parallel</c> (and reverses), DAE sets per language from <c>data.monolingual</c> when
+    /// <c>tasks.dae.weight</c> &gt; 0, validation from <c>data.valid</c>. Runs <see cref="DataPreparer.Prepare"/>
+    /// first, which does nothing when the shards are up to date.
+    /// </summary>
+    public static DataSource FromShards(ZCodeConfig config, IProgress<PrepareProgress>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var prepared = DataPreparer.Prepare(config, progress);
+        var index = prepared.Index;
+        var shardDir = Path.GetDirectoryName(prepared.IndexPath)!;
+        var tokenizer = SpmTokenizer.Load(index.SpmModel);
+        Validate(config, tokenizer);
+        var data = config.Data;
+        var tasks = config.Tasks;
+
+        var shards = index.Files.Select(f => new TokenShard(Path.Combine(shardDir, f.Shard), index.IdWidth)).ToArray();
+        var mt = new Dictionary<(string, string), ShardMtSet>();
+        var valid = new Dictionary<(string, string), ShardMtSet>();
+        var dae = new Dictionary<string, DaeSet>();
+        var trainOrder = new List<IExampleSet>();
+        var validOrder = new List<IExampleSet>();
+        var stats = new List<CorpusStats>();
+        DaeNoise? noise = null;
+        if (tasks.Dae.Weight > 0)
+        {
+            var ends = new bool[tokenizer.VocabSize];
+            for (var i = 0; i < ends.Length; i++)
+                ends[i] = tokenizer.PieceType(i) == SpmPieceType.Normal && tokenizer.IdToToken(i) is { Length: > 0 } p &&
+                          ".!?。！？।؟".Contains(p[^1]);
+            noise = new DaeNoise(tasks.Dae.MaskRatio, tasks.Dae.PoissonLambda, tokenizer.TokenToId(Languages.MaskToken),
+                tasks.Dae.PermuteSentences, ends);
+        }
+
+        ShardMtSet Mt(Dictionary<(string, string), ShardMtSet> map, List<IExampleSet> order, string s, string t)
+        {
+            if (!map.TryGetValue((s, t), out var set))
+            {
+                map[(s, t)] = set = new ShardMtSet(s, t, tokenizer.LanguageTagId(t), tokenizer.EosId);
+                order.Add(set);
+            }
+            return set;
+        }
+
+        foreach (var c in index.Corpora)
+        {
+            var keep = KeepList.Read(Path.Combine(shardDir, c.Keep));
+            stats.Add(new CorpusStats(c.Key, index.Files[c.SrcFile].Path, c.TgtFile >= 0 ? index.Files[c.TgtFile].Path : "",
+                c.Src, c.Tgt, c.Lines, keep.Length, c.SkippedEmpty, c.SkippedTooLong));
+            if (c.Section == "monolingual")
+            {
+                if (noise is null) continue;
+                if (!dae.TryGetValue(c.Src, out var set))
+                {
+                    dae[c.Src] = set = new DaeSet(c.Src, tokenizer.TokenToId(Languages.DaeTag), tokenizer.LanguageTagId(c.Src),
+                        tokenizer.EosId, noise, config.Train.Seed);
+                    trainOrder.Add(set);
+                }
+                set.Add(shards[c.SrcFile], keep);
+                continue;
+            }
+            if (keep.Length == 0 && c.Section == "parallel")
+                throw new UserInputException(
+                    $"{c.Key}: no usable lines in {index.Files[c.SrcFile].Path} / {index.Files[c.TgtFile].Path} " +
+                    $"({c.Lines} lines: {c.SkippedEmpty} empty, {c.SkippedTooLong} longer than data.max_len {data.MaxLen})");
+            var (map, order) = c.Section == "valid" ? (valid, validOrder) : (mt, trainOrder);
+            Mt(map, order, c.Src, c.Tgt).Add(shards[c.SrcFile], shards[c.TgtFile], keep);
+            if (data.BothDirections) Mt(map, order, c.Tgt, c.Src).Add(shards[c.TgtFile], shards[c.SrcFile], keep);
+        }
+
+        if (tasks.Mt.Weight > 0 && mt.Count == 0)
+            throw new UserInputException("data.parallel is empty: the MT task (tasks.mt.weight > 0) needs a parallel corpus");
+        if (tasks.Dae.Weight > 0 && dae.Values.All(s => s.Count == 0))
+            throw new UserInputException(
+                "data.monolingual has no usable lines: the DAE task (tasks.dae.weight > 0) needs monolingual text");
+        var train = trainOrder.Where(s => s.Count > 0 && (s.Task == Tasks.Mt ? tasks.Mt.Weight > 0 : tasks.Dae.Weight > 0))
+            .ToList();
+        var weights = new Dictionary<string, double> { [Tasks.Mt] = tasks.Mt.Weight, [Tasks.Dae] = tasks.Dae.Weight };
+        var budget = MicroBatchTokens(config.Train);
+        var batcher = new TokenBudgetBatcher(train, data.Temperature, budget, tokenizer.PadId, tokenizer.BosId,
+            config.Train.Seed, probabilities: TaskMixture.Probabilities(train, weights, data.Temperature));
+        return new DataSource(tokenizer, train, validOrder.Where(s => s.Count > 0).ToList(), stats, batcher, budget);
+    }
+}
