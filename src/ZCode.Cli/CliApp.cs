@@ -21,6 +21,8 @@ public static class CliApp
         yield return TrainCommand.Create();
         yield return PlanCommand.Create();
         yield return ConfigCommand.Create();
+        yield return EvalCommand.Create();
+        yield return TranslateCommand.Create();
         yield return ScoreCommand.Create();
     }
 

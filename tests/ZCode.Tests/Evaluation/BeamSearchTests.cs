@@ -79,7 +79,10 @@ public class BeamSearchTests
         var sources = new List<int[]> { CopyModel.Source([5, 6, 5, 6, 5, 6, 7, 8]) };
         var capped = BatchedDecoder.Decode(model, sources, CopyModel.Bos, CopyModel.Eos,
             new BeamSearchOptions { Beam = 2, MaxLenA = 0, MaxLenB = 3 }, 4);
-        Assert.That(capped[0].Tokens, Has.Length.EqualTo(3), "max length a*src+b = 3 tokens before EOS");
+        Assert.That(capped[0].Tokens, Has.Length.LessThanOrEqualTo(3), "max length a*src+b = 3 tokens before EOS");
+        var exact = BatchedDecoder.Decode(model, sources, CopyModel.Bos, CopyModel.Eos,
+            new BeamSearchOptions { Beam = 2, MinLen = 3, MaxLenA = 0, MaxLenB = 3 }, 4);
+        Assert.That(exact[0].Tokens, Has.Length.EqualTo(3), "min length = max length = 3");
         var longer = BatchedDecoder.Decode(model, sources, CopyModel.Bos, CopyModel.Eos,
             new BeamSearchOptions { Beam = 2, MinLen = 12, MaxLenA = 0, MaxLenB = 20 }, 4);
         Assert.That(longer[0].Tokens.Length, Is.GreaterThanOrEqualTo(12), "no EOS before min length");
