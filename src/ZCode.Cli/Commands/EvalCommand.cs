@@ -22,17 +22,18 @@ internal static class EvalCommand
         var pairs = new Option<string?>("--pairs") { Description = "directions to evaluate, e.g. en-de,de-en (default: all)" };
         var beam = CheckpointSession.BeamOption();
         var batchSize = CheckpointSession.BatchSizeOption();
+        var threads = CheckpointSession.ThreadsOption();
         var tokenize = new Option<string?>("--tokenize") { Description = "BLEU tokenizer (default: the config's eval.tokenize)" };
         tokenize.AcceptOnlyFromAmong([.. SacreTokenizers.Names]);
         var json = new Option<string?>("--json") { Description = "scores JSON file (default: OUTPUT_DIR/scores.json)", HelpName = "FILE" };
         var outputDir = new Option<string?>("--output-dir") { Description = "hypotheses folder (default: runs/eval-<timestamp>)", HelpName = "DIR" };
         var cmd = new Command("eval", "Translate and score the validation directions of a checkpoint (BLEU, chrF as sacreBLEU)")
         {
-            task, checkpoint, split, pairs, beam, batchSize, tokenize, json, outputDir,
+            task, checkpoint, split, pairs, beam, batchSize, threads, tokenize, json, outputDir,
         };
         cmd.SetAction(parse =>
         {
-            var session = CheckpointSession.Open(parse.GetValue(checkpoint)!);
+            var session = CheckpointSession.Open(parse.GetValue(checkpoint)!, parse.GetValue(threads));
             var cfg = session.Checkpoint.Config;
             var splitName = parse.GetValue(split)!;
             var directions = MtEvaluation.Directions(cfg, splitName, parse.GetValue(pairs));

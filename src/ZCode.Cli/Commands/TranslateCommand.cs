@@ -14,16 +14,17 @@ internal static class TranslateCommand
         var tgt = new Option<string>("--tgt") { Description = "target language (code or alias)", Required = true };
         var beam = CheckpointSession.BeamOption();
         var batchSize = CheckpointSession.BatchSizeOption();
+        var threads = CheckpointSession.ThreadsOption();
         var cmd = new Command("translate", "Translate stdin to stdout, one sentence per line, with beam search")
         {
-            checkpoint, src, tgt, beam, batchSize,
+            checkpoint, src, tgt, beam, batchSize, threads,
         };
         cmd.SetAction(parse =>
         {
             // Resolve both languages first so a typo fails before the model is loaded.
             Languages.Resolve(parse.GetValue(src)!);
             var target = Languages.Resolve(parse.GetValue(tgt)!);
-            var session = CheckpointSession.Open(parse.GetValue(checkpoint)!);
+            var session = CheckpointSession.Open(parse.GetValue(checkpoint)!, parse.GetValue(threads));
             var options = Translator.OptionsFrom(session.Checkpoint.Config.Eval, parse.GetValue(beam));
             options.Validate();
             var translator = new Translator(session.Checkpoint.Model, session.Tokenizer, options, parse.GetValue(batchSize));

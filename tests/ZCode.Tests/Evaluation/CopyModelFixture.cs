@@ -46,7 +46,10 @@ internal static class CopyModel
     private static Seq2SeqTransformer Train()
     {
         torch.manual_seed(7);
-        torch.set_num_threads(Math.Max(1, Environment.ProcessorCount));
+        // One thread: these ops are small, and on a shared, busy machine more threads than free cores make LibTorch's
+        // thread pool wait on each other (measured 8x slower at load 20 on 2 cores). Restored afterwards.
+        int threads = torch.get_num_threads();
+        torch.set_num_threads(1);
         var model = new Seq2SeqTransformer(Config(), Pad);
         var opt = torch.optim.Adam(model.parameters(), lr: 3e-3);
         var rng = new Random(11);
@@ -68,6 +71,7 @@ internal static class CopyModel
             if (step >= 300 && total.item<float>() < 0.01) break;
         }
         model.eval();
+        torch.set_num_threads(threads);
         TestContext.Progress.WriteLine($"copy model trained in {clock.Elapsed.TotalSeconds:F1}s ({steps} steps)");
         return model;
     }
