@@ -26,6 +26,9 @@ public static class CliApp
         yield return ExpertCommands.Prune();
         yield return DataCommand.Create();
         yield return VocabCommand.Create();
+        yield return EvalCommand.Create();
+        yield return TranslateCommand.Create();
+        yield return ScoreCommand.Create();
     }
 
     /// <summary>Parses and runs; bad arguments and <see cref="UserInputException"/> give exit code 2 and one line.</summary>

@@ -42,4 +42,26 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tensor, Ten
         h = ffn.call(LayerNormIn.Apply(ffn_norm, x), targetMask);
         return x + nn.functional.dropout(h, dropout, training);
     }
+
+    /// <summary>Cross-attention keys/values of the encoder output, computed once per source for <see cref="Step"/>.</summary>
+    public (Tensor K, Tensor V) CrossKeysValues(Tensor memory) => cross_attn.KeysValues(memory);
+
+    /// <summary>
+    /// One incremental step, the same computation as <see cref="forward"/> for the newest position: x [B, 1, d];
+    /// cache holds this layer's past self-attention keys/values (extended here) and the cross keys/values.
+    /// </summary>
+    public Tensor Step(Tensor x, DecoderLayerCache cache, Tensor sourceMask)
+    {
+        var h = LayerNormIn.Apply(self_attn_norm, x);
+        var (k, v) = self_attn.KeysValues(h);
+        cache.AppendSelf(k, v);
+        h = self_attn.AttendCached(h, cache.SelfK!, cache.SelfV!, null);
+        x = x + nn.functional.dropout(h, dropout, training);
+        h = cross_attn.AttendCached(LayerNormIn.Apply(cross_attn_norm, x), cache.CrossK, cache.CrossV, sourceMask);
+        x = x + nn.functional.dropout(h, dropout, training);
+        // Every row of a step is a real token (finished hypotheses leave the batch), so the routing mask is all true.
+        var tokenMask = ones(x.shape[0], x.shape[1], dtype: ScalarType.Bool, device: x.device);
+        h = ffn.call(LayerNormIn.Apply(ffn_norm, x), tokenMask);
+        return x + nn.functional.dropout(h, dropout, training);
+    }
 }

@@ -47,4 +47,28 @@ public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor, Tensor?, bool
         var merged = attn.transpose(1, 2).reshape(b, lq, d);
         return Projection.Apply(out_proj, merged);
     }
+
+    /// <summary>Keys and values of keyValue [B, Lk, d], split into heads: each [B, H, Lk, dh] (for a decoding cache).</summary>
+    public (Tensor K, Tensor V) KeysValues(Tensor keyValue)
+    {
+        long b = keyValue.shape[0], lk = keyValue.shape[1], d = keyValue.shape[2];
+        long dh = d / heads;
+        var k = Projection.Apply(k_proj, keyValue).view(b, lk, heads, dh).transpose(1, 2);
+        var v = Projection.Apply(v_proj, keyValue).view(b, lk, heads, dh).transpose(1, 2);
+        return (k, v);
+    }
+
+    /// <summary>
+    /// Attention of query [B, Lq, d] over precomputed keys/values [B, H, Lk, dh] (see <see cref="KeysValues"/>);
+    /// keyMask [B, Lk] or null. No causal mask: an incremental decoder's cache holds only past keys.
+    /// </summary>
+    public Tensor AttendCached(Tensor query, Tensor k, Tensor v, Tensor? keyMask)
+    {
+        long b = query.shape[0], lq = query.shape[1], d = query.shape[2];
+        long dh = d / heads;
+        var q = Projection.Apply(q_proj, query).view(b, lq, heads, dh).transpose(1, 2);
+        var mask = keyMask?.view(b, 1, 1, k.shape[2]);
+        var attn = nn.functional.scaled_dot_product_attention(q, k, v, mask, training ? dropout : 0.0);
+        return Projection.Apply(out_proj, attn.transpose(1, 2).reshape(b, lq, d));
+    }
 }

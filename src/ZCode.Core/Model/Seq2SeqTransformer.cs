@@ -74,27 +74,73 @@ public sealed class Seq2SeqTransformer : nn.Module<Tensor, Tensor, Tensor>
     }
 
     /// <summary>Decoder logits [B, Lt, V] (fp32) for decoder input tgtIn given the encoder memory.</summary>
-    public Tensor Decode(Tensor tgtIn, Tensor memory, Tensor srcMask)
+    public Tensor Decode(Tensor tgtIn, Tensor memory, Tensor srcMask) => Logits(DecoderHidden(tgtIn, memory, srcMask));
+
+    /// <summary>
+    /// Logits [B, V] of the last position only, recomputing the decoder over the whole prefix tgtIn [B, Lt]
+    /// (decoding without a cache; the output projection is skipped for earlier positions).
+    /// </summary>
+    public Tensor DecodeLast(Tensor tgtIn, Tensor memory, Tensor srcMask)
+    {
+        var hidden = DecoderHidden(tgtIn, memory, srcMask);
+        return Logits(hidden.narrow(1, hidden.shape[1] - 1, 1)).squeeze(1);
+    }
+
+    /// <summary>
+    /// Starts incremental decoding of a batch: computes every decoder layer's cross-attention keys/values from the
+    /// encoder memory [B, Ls, d] once. Dispose the cache when done (its tensors outlive per-step dispose scopes).
+    /// </summary>
+    public DecoderCache StartDecoding(Tensor memory, Tensor srcMask)
+    {
+        var layers = new List<DecoderLayerCache>();
+        foreach (var layer in decoder_layers)
+        {
+            var (k, v) = layer.CrossKeysValues(memory);
+            layers.Add(new DecoderLayerCache(k.DetachFromDisposeScope(), v.DetachFromDisposeScope()));
+        }
+        return new DecoderCache(layers, srcMask.alias().DetachFromDisposeScope());
+    }
+
+    /// <summary>
+    /// One incremental decoder step: tokens [B] at position cache.Length -> logits [B, V] (fp32) of the next token.
+    /// Equals <see cref="DecodeLast"/> on the full prefix (up to float rounding), at one position per step.
+    /// </summary>
+    public Tensor DecodeStep(Tensor tokens, DecoderCache cache)
+    {
+        var x = Embed(tokens.view(-1, 1), cache.Length);
+        for (int i = 0; i < decoder_layers.Count; i++)
+            x = decoder_layers[i].Step(x, cache.Layers[i], cache.SourceMask);
+        cache.Length++;
+        return Logits(x).squeeze(1);
+    }
+
+    private Tensor DecoderHidden(Tensor tgtIn, Tensor memory, Tensor srcMask)
     {
         var tgtMask = tgtIn.ne(PadId);
         var x = Embed(tgtIn);
         foreach (var layer in decoder_layers)
             x = layer.call(x, tgtMask, memory, srcMask);
-        x = LayerNormIn.Apply(decoder_norm, x);
+        return x;
+    }
+
+    private Tensor Logits(Tensor hidden)
+    {
+        var x = LayerNormIn.Apply(decoder_norm, hidden);
         var w = embed_tokens.weight!;
         var logits = nn.functional.linear(x, w.dtype == x.dtype ? w : w.to_type(x.dtype));
         return logits.dtype == ScalarType.Float32 ? logits : logits.to_type(ScalarType.Float32);
     }
 
-    private Tensor Embed(Tensor ids)
+    /// <summary>Scaled token embeddings plus positions offset..offset+L-1, for ids [B, L].</summary>
+    private Tensor Embed(Tensor ids, int offset = 0)
     {
         long len = ids.shape[1];
-        if (len > Config.MaxPositions)
-            throw new ArgumentException($"sequence length {len} exceeds model.max_positions {Config.MaxPositions}");
+        if (offset + len > Config.MaxPositions)
+            throw new ArgumentException($"sequence length {offset + len} exceeds model.max_positions {Config.MaxPositions}");
         var x = embed_tokens.call(ids) * embedScale;
         var pos = embed_positions is not null
-            ? embed_positions.call(arange(len, device: ids.device))
-            : sinusoids!.narrow(0, 0, len).to(ids.device);
+            ? embed_positions.call(arange(offset, offset + len, dtype: ScalarType.Int64, device: ids.device))
+            : sinusoids!.narrow(0, offset, len).to(ids.device);
         x = x + pos.unsqueeze(0);
         x = nn.functional.dropout(x, Config.Dropout, training);
         return x.dtype == ComputeDtype ? x : x.to_type(ComputeDtype);

@@ -32,7 +32,8 @@ public class CopyTaskTests
         var clock = Stopwatch.StartNew();
 
         double lastLoss = double.NaN;
-        for (int step = 0; step < 600 && clock.Elapsed.TotalSeconds < 50; step++)
+        // Bounded by steps, not time, so a loaded machine only makes it slower (about 10 s on a quiet 2-core box).
+        for (int step = 0; step < 600; step++)
         {
             using var scope = torch.NewDisposeScope();
             model.train();

@@ -1,0 +1,45 @@
+using TorchSharp;
+using ZCode.Checkpoints;
+using ZCode.Text;
+
+namespace ZCode.Cli.Commands;
+
+/// <summary>A checkpoint opened for inference: the model in eval mode, its SentencePiece tokenizer, CPU threads set.</summary>
+internal sealed record CheckpointSession(LoadedCheckpoint Checkpoint, SpmTokenizer Tokenizer)
+{
+    /// <param name="threads">CPU threads; 0 = the config's train.threads, else all cores.</param>
+    public static CheckpointSession Open(string path, int threads = 0)
+    {
+        if (threads < 0) throw new UserInputException($"--threads must be >= 0, got {threads}");
+        var ckpt = CheckpointReader.Load(path);
+        var cfg = ckpt.Config;
+        torch.set_num_threads(threads > 0 ? threads : cfg.Train.Threads > 0 ? cfg.Train.Threads : Environment.ProcessorCount);
+        var tokenizer = SpmTokenizer.Load(cfg.ResolvePath(cfg.Data.SpmModel));
+        if (tokenizer.VocabSize > cfg.Model.VocabSize)
+            throw new UserInputException($"{ckpt.Directory}: model.vocab_size {cfg.Model.VocabSize} is smaller than " +
+                                         $"{tokenizer.ModelPath} ({tokenizer.VocabSize} pieces)");
+        ckpt.Model.eval();
+        return new CheckpointSession(ckpt, tokenizer);
+    }
+
+    /// <summary>--checkpoint: a checkpoint directory, a run directory or its checkpoints/ folder (newest is used).</summary>
+    public static System.CommandLine.Option<string> Option() => new("--checkpoint")
+    {
+        Description = "checkpoint directory, or a run directory / checkpoints folder (its latest checkpoint)",
+        HelpName = "CKPT",
+        Required = true,
+    };
+
+    public static System.CommandLine.Option<int?> BeamOption() => new("--beam") { Description = "beam size (default: the checkpoint config's eval.beam); 1 = greedy" };
+
+    /// <summary>--threads: decoding steps are small, so on a busy machine fewer threads than cores can be faster.</summary>
+    public static System.CommandLine.Option<int> ThreadsOption() => new("--threads")
+    {
+        Description = "CPU threads (default 0: the config's train.threads, else all cores)", DefaultValueFactory = _ => 0,
+    };
+
+    public static System.CommandLine.Option<int> BatchSizeOption() => new("--batch-size")
+    {
+        Description = "sentences decoded together", DefaultValueFactory = _ => 32,
+    };
+}

@@ -1,0 +1,80 @@
+using System.Text.Json;
+using ZCode.Cli;
+
+namespace ZCode.Tests.Cli;
+
+/// <summary>`zcode eval` and `zcode translate` end to end on a checkpoint of a one-step tiny run.</summary>
+public class EvalCommandTests
+{
+    private string run = "";
+
+    [OneTimeSetUp]
+    public void TrainTinyCheckpoint()
+    {
+        run = Path.Combine(Path.GetTempPath(), "zcode-eval-" + Guid.NewGuid().ToString("N"));
+        // Short outputs (at most 4 tokens) keep decoding of 2 x 100 sentences fast on any machine.
+        var (code, _, err) = Run("train", "--set", "train.max_steps=1", "--set", "train.tokens_per_batch=512",
+            "--set", "eval.max_len_a=0", "--set", "eval.max_len_b=4", "--output", run);
+        Assert.That(code, Is.EqualTo(0), err);
+    }
+
+    [OneTimeTearDown]
+    public void Remove()
+    {
+        if (Directory.Exists(run)) Directory.Delete(run, true);
+    }
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var code = CliApp.Run(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    [Test]
+    public void EvalPrintsATableAndWritesHypothesesAndJson()
+    {
+        var outDir = Path.Combine(run, "eval");
+        var json = Path.Combine(run, "scores.json");
+        var (code, output, err) = Run("eval", "--task", "mt", "--checkpoint", run, "--pairs", "en-de,de-en", "--beam", "2",
+            "--output-dir", outDir, "--json", json);
+        Assert.That(code, Is.EqualTo(0), err);
+        Assert.That(output, Does.Contain("direction").And.Contain("eng_Latn-deu_Latn").And.Contain("deu_Latn-eng_Latn").And.Contain("average"));
+        Assert.That(err, Does.Contain("eval eng_Latn-deu_Latn"), "a progress line per direction when not on a terminal");
+        var hyps = File.ReadAllLines(Path.Combine(outDir, "valid.eng_Latn-deu_Latn.hyp"));
+        Assert.That(hyps, Has.Length.EqualTo(100), "every valid line is translated");
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var directions = doc.RootElement.GetProperty("directions");
+        Assert.That(directions.GetArrayLength(), Is.EqualTo(2));
+        Assert.That(directions[0].GetProperty("bleu").GetProperty("signature").GetString(), Does.StartWith("nrefs:1|case:mixed|eff:no|tok:13a"));
+        Assert.That(directions[0].GetProperty("sentences").GetInt32(), Is.EqualTo(100));
+        Assert.That(doc.RootElement.GetProperty("average").TryGetProperty("bleu", out _), Is.True);
+    }
+
+    [Test]
+    public void EvalRejectsUnknownPairsAndSplits()
+    {
+        Assert.That(Run("eval", "--task", "mt", "--checkpoint", run, "--pairs", "de-fr").Code, Is.EqualTo(2));
+        Assert.That(Run("eval", "--task", "mt", "--checkpoint", run, "--split", "test").Code, Is.EqualTo(2));
+        Assert.That(Run("eval", "--task", "dae", "--checkpoint", run).Code, Is.EqualTo(2));
+    }
+
+    [Test]
+    public void TranslateKeepsOneOutputLinePerInputLineInOrder()
+    {
+        var stdin = Console.In;
+        try
+        {
+            Console.SetIn(new StringReader("Hello world.\n\nThis is a somewhat longer sentence to translate.\nShort.\n"));
+            var (code, output, err) = Run("translate", "--checkpoint", run, "--src", "en", "--tgt", "de", "--beam", "2", "--batch-size", "2");
+            Assert.That(code, Is.EqualTo(0), err);
+            Assert.That(output.Split('\n')[..^1], Has.Length.EqualTo(4));
+        }
+        finally
+        {
+            Console.SetIn(stdin);
+        }
+        Assert.That(Run("translate", "--checkpoint", run, "--src", "en", "--tgt", "xx").Code, Is.EqualTo(2));
+    }
+}
