@@ -57,7 +57,12 @@ internal static class TrainCommand
         // Training reads only the shards; the first run (or changed inputs) prepares them here.
         var prepareProgress = new PrepareProgressPrinter(stdout);
         DataSource data;
-        try { data = DataSource.FromShards(cfg, prepareProgress); }
+        try
+        {
+            data = DataSource.FromShards(cfg, prepareProgress, p => log.Information(p.UpToDate
+                ? "data: shards up to date in {Index}" : "data: prepared shards in {Index} ({Lines} lines, {Seconds:F1} s)",
+                p.IndexPath, p.Lines, p.Seconds));
+        }
         finally { prepareProgress.Finish(); }
         if (data.Tokenizer.VocabSize != cfg.Model.VocabSize)
             throw new UserInputException($"model.vocab_size is {cfg.Model.VocabSize} but {cfg.ResolvePath(cfg.Data.SpmModel)} has " +

@@ -12,10 +12,17 @@ public sealed partial class DataSource
     /// <c>tasks.dae.weight</c> &gt; 0, validation from <c>data.valid</c>. Runs <see cref="DataPreparer.Prepare"/>
     /// first, which does nothing when the shards are up to date.
     /// </summary>
-    public static DataSource FromShards(ZCodeConfig config, IProgress<PrepareProgress>? progress = null)
+    public static DataSource FromShards(ZCodeConfig config, IProgress<PrepareProgress>? progress = null,
+        Action<PrepareResult>? prepared = null)
     {
         ArgumentNullException.ThrowIfNull(config);
-        var prepared = DataPreparer.Prepare(config, progress);
+        var preparation = DataPreparer.Prepare(config, progress);
+        prepared?.Invoke(preparation);
+        return FromIndex(config, preparation);
+    }
+
+    private static DataSource FromIndex(ZCodeConfig config, PrepareResult prepared)
+    {
         var index = prepared.Index;
         var shardDir = Path.GetDirectoryName(prepared.IndexPath)!;
         var tokenizer = SpmTokenizer.Load(index.SpmModel);
