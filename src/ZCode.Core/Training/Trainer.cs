@@ -68,7 +68,7 @@ public sealed partial class Trainer
             {
                 metrics.Write(m);
                 lastExpertLoad = m.ExpertLoad;
-                var eta = TimeSpan.FromSeconds(m.ElapsedSeconds / step * (t.MaxSteps - step));
+                var eta = TimeSpan.FromSeconds(m.ElapsedSeconds / Math.Max(1, step - startStep) * (t.MaxSteps - step));
                 log.Information("step {Step}/{MaxSteps} loss {Loss:F4} nll {Nll:F4} lr {Lr:E2} {Tps:N0} tok/s aux {Aux:F4} " +
                                 "gnorm {G:F3} dropped {Drop:P1} eta {Eta:hh\\:mm\\:ss}",
                     m.Step, t.MaxSteps, m.Loss, m.NllLoss, m.Lr, m.TokensPerSecond, m.AuxLoss, m.GradNorm, m.DroppedFraction, eta);
