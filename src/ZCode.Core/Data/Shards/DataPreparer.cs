@@ -211,7 +211,7 @@ public static class DataPreparer
                 };
                 using (var keep = new BufferedStream(File.Create(Path.Combine(shardDir, entry.Keep))))
                 {
-                    Span<byte> buf = stackalloc byte[4];
+                    var buf = new byte[4]; // one per corpus: stackalloc here would sit inside the corpus loop
                     for (long i = 0; i < src.Lines; i++)
                     {
                         var ls = src.Length(i);
