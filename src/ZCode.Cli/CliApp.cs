@@ -21,6 +21,7 @@ public static class CliApp
         yield return TrainCommand.Create();
         yield return PlanCommand.Create();
         yield return ConfigCommand.Create();
+        yield return BenchCommand.Create();
     }
 
     /// <summary>Parses and runs; bad arguments and <see cref="UserInputException"/> give exit code 2 and one line.</summary>

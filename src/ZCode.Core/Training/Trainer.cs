@@ -28,6 +28,7 @@ public sealed class Trainer
     private readonly CheckpointStore checkpoints;
     private readonly Device device;
     private long totalTokens;
+    private readonly RoutingStatistics routing = new();
 
     public Trainer(ZCodeConfig cfg, Seq2SeqTransformer model, IBatchStream data, string outputDir, ILogger log,
         ITrainingObserver observer, Device? device = null)
@@ -64,7 +65,7 @@ public sealed class Trainer
             bool logged = step % Math.Max(1, t.LogInterval) == 0 || step == t.MaxSteps || step == 1;
             if (logged)
             {
-                metrics.Write(m);
+                metrics.Write(WithRouting(m));
                 var eta = TimeSpan.FromSeconds(m.ElapsedSeconds / step * (t.MaxSteps - step));
                 log.Information("step {Step}/{MaxSteps} loss {Loss:F4} nll {Nll:F4} lr {Lr:E2} {Tps:N0} tok/s aux {Aux:F4} " +
                                 "gnorm {G:F3} dropped {Drop:P1} eta {Eta:hh\\:mm\\:ss}",
@@ -129,6 +130,7 @@ public sealed class Trainer
             if (aux is not null) auxSum += aux.item<float>() * share;
             if (z is not null) zSum += z.item<float>() * share;
             (expertLoad, dropped) = ExpertStatistics();
+            routing.Add(model.MoeLayers, batch);
         }
 
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
@@ -147,6 +149,15 @@ public sealed class Trainer
             DroppedFraction = dropped, ExpertLoad = expertLoad,
             StepSeconds = seconds, DataWaitSeconds = dataWait, ElapsedSeconds = clock.Elapsed.TotalSeconds,
         };
+    }
+
+    /// <summary>Router entropy and per-language expert usage since the last logged step; then starts a new interval.</summary>
+    private StepMetrics WithRouting(StepMetrics m)
+    {
+        m.RouterEntropy = routing.RouterEntropy();
+        m.ExpertUsageByLang = routing.ExpertUsageByLanguage();
+        routing.Reset();
+        return m;
     }
 
     /// <summary>Per-layer expert load fractions and the mean dropped fraction over MoE layers, from the last forward.</summary>
