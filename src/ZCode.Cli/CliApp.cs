@@ -22,6 +22,7 @@ public static class CliApp
         yield return PlanCommand.Create();
         yield return ConfigCommand.Create();
         yield return BenchCommand.Create();
+        yield return PlotCommand.Create();
     }
 
     /// <summary>Parses and runs; bad arguments and <see cref="UserInputException"/> give exit code 2 and one line.</summary>
