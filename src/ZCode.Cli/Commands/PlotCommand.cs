@@ -70,16 +70,15 @@ internal static class PlotCommand
         var plot = new Plot();
         var heatmap = plot.Add.Heatmap(cells);
         heatmap.Colormap = new ScottPlot.Colormaps.Viridis();
-        // Row 0 is drawn at the top: cell (r, e) covers x in [e, e+1], y in [L-r-1, L-r].
-        heatmap.Extent = new CoordinateRect(0, experts, 0, langs.Length);
+        // ScottPlot centres cell (r, e) on x = e, y = L-1-r (row 0 at the top).
         plot.Add.ColorBar(heatmap).Label = "fraction of the language's routed tokens";
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
-            Enumerable.Range(0, experts).Select(e => e + 0.5).ToArray(), Enumerable.Range(0, experts).Select(e => e.ToString()).ToArray());
+            Enumerable.Range(0, experts).Select(e => (double)e).ToArray(), Enumerable.Range(0, experts).Select(e => e.ToString()).ToArray());
         plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
-            Enumerable.Range(0, langs.Length).Select(r => langs.Length - r - 0.5).ToArray(), langs);
-        plot.Title($"MoE layer {layer}: expert usage by target language (run average)");
+            Enumerable.Range(0, langs.Length).Select(r => langs.Length - r - 1.0).ToArray(), langs);
+        plot.Title($"MoE layer {layer}: usage by target language");
         plot.XLabel("expert");
-        return Save(plot, outDir, $"expert_usage_layer{layer}.png", 300 + 40 * experts, 150 + 32 * langs.Length);
+        return Save(plot, outDir, $"expert_usage_layer{layer}.png", 520 + 40 * experts, 150 + 32 * langs.Length);
     }
 
     private static string Save(Plot plot, string outDir, string name, int width, int height)
