@@ -29,6 +29,8 @@ public static class CliApp
         yield return EvalCommand.Create();
         yield return TranslateCommand.Create();
         yield return ScoreCommand.Create();
+        yield return BenchCommand.Create();
+        yield return PlotCommand.Create();
     }
 
     /// <summary>Parses and runs; bad arguments and <see cref="UserInputException"/> give exit code 2 and one line.</summary>

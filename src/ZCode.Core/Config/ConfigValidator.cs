@@ -5,6 +5,7 @@ public static class ConfigValidator
 {
     public static readonly string[] Positions = ["sinusoidal", "learned"];
     public static readonly string[] TokenPriorities = ["order", "random", "score"];
+    public static readonly string[] NoisyGates = ["none", "jitter", "rsample"];
     public static readonly string[] Schedules = ["inverse_sqrt", "linear", "constant"];
     public static readonly string[] Dtypes = ["float32", "bfloat16"];
     public static readonly string[] Backends = ["auto", "local", "mpi", "nccl"];
@@ -65,7 +66,15 @@ public static class ConfigValidator
         check.AtLeast("model.moe.eval_capacity_factor", moe.EvalCapacityFactor, 0.0);
         check.AtLeast("model.moe.min_capacity", moe.MinCapacity, 0);
         check.OneOf("model.moe.token_priority", moe.TokenPriority, TokenPriorities);
+        check.OneOf("model.moe.noisy_gate", moe.NoisyGate, NoisyGates);
         check.Fraction("model.moe.jitter", moe.Jitter);
+        // The epsilon only means something with jitter noise, and jitter noise needs an epsilon (DeepSpeed uses 0.01).
+        check.Require(moe.NoisyGate != "jitter" || moe.Jitter > 0,
+            $"model.moe.jitter: must be greater than 0 with model.moe.noisy_gate: jitter (e.g. 0.01), got {moe.Jitter}",
+            "model.moe.jitter", "model.moe.noisy_gate");
+        check.Require(moe.Jitter == 0 || moe.NoisyGate == "jitter",
+            $"model.moe.jitter: is only used with model.moe.noisy_gate: jitter (now '{moe.NoisyGate}'); set noisy_gate: jitter or jitter: 0",
+            "model.moe.jitter", "model.moe.noisy_gate");
         check.AtLeast("model.moe.aux_loss_weight", moe.AuxLossWeight, 0.0);
         check.AtLeast("model.moe.z_loss_weight", moe.ZLossWeight, 0.0);
         check.Fraction("model.moe.expert_dropout", moe.ExpertDropout);

@@ -56,7 +56,10 @@ public sealed class MoeConfig
     public int MinCapacity { get; set; } = 4;
     /// <summary>order | random (Random Token Selection) | score</summary>
     public string TokenPriority { get; set; } = "random";
-    /// <summary>Multiplicative router-input jitter epsilon (train only); 0 disables.</summary>
+    /// <summary>Router noise in training: none | jitter (multiplicative input noise, epsilon <see cref="Jitter"/>) |
+    /// rsample (Gumbel noise on the logits for expert selection), as DeepSpeed's noisy_gate_policy.</summary>
+    public string NoisyGate { get; set; } = "none";
+    /// <summary>Multiplicative router-input jitter epsilon for noisy_gate: jitter (train only).</summary>
     public double Jitter { get; set; } = 0.0;
     public double AuxLossWeight { get; set; } = 0.01;
     public double ZLossWeight { get; set; } = 0.0;

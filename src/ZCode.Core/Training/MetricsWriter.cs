@@ -31,15 +31,15 @@ public sealed class MetricsWriter : IDisposable
             j.WriteNumber("z_loss", Round(m.ZLoss));
             j.WriteNumber("grad_norm", Round(m.GradNorm));
             j.WriteNumber("dropped_fraction", Round(m.DroppedFraction));
-            j.WriteStartArray("expert_load");
-            foreach (var layer in m.ExpertLoad)
-            {
-                j.WriteStartArray();
-                foreach (var f in layer)
-                    j.WriteNumberValue(Round(f));
-                j.WriteEndArray();
-            }
+            WriteMatrix(j, "expert_load", m.ExpertLoad);
+            j.WriteStartArray("router_entropy");
+            foreach (var h in m.RouterEntropy)
+                j.WriteNumberValue(Round(h));
             j.WriteEndArray();
+            j.WriteStartObject("expert_usage_by_lang");
+            foreach (var (lang, layers) in m.ExpertUsageByLang)
+                WriteMatrix(j, lang, layers);
+            j.WriteEndObject();
             j.WriteNumber("step_s", Round(m.StepSeconds));
             j.WriteNumber("data_wait_s", Round(m.DataWaitSeconds));
             j.WriteNumber("elapsed_s", Math.Round(m.ElapsedSeconds, 3));
@@ -52,6 +52,19 @@ public sealed class MetricsWriter : IDisposable
             j.WriteEndObject();
         }
         writer.WriteLine(Encoding.UTF8.GetString(buffer.ToArray()));
+    }
+
+    private static void WriteMatrix(Utf8JsonWriter j, string name, double[][] rows)
+    {
+        j.WriteStartArray(name);
+        foreach (var row in rows)
+        {
+            j.WriteStartArray();
+            foreach (var f in row)
+                j.WriteNumberValue(Round(f));
+            j.WriteEndArray();
+        }
+        j.WriteEndArray();
     }
 
     private static double Round(double v) => double.IsFinite(v) ? Math.Round(v, 6) : 0.0;

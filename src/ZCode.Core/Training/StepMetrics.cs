@@ -20,6 +20,10 @@ public sealed class StepMetrics
     public double DroppedFraction { get; init; }
     /// <summary>Per MoE layer (encoder then decoder), fraction of kept assignments per expert.</summary>
     public double[][] ExpertLoad { get; init; } = [];
+    /// <summary>Per MoE layer, mean router entropy (nats) over the log interval; set on logged steps.</summary>
+    public double[] RouterEntropy { get; set; } = [];
+    /// <summary>Per target language, per MoE layer, fraction of routed assignments per expert over the log interval.</summary>
+    public Dictionary<string, double[][]> ExpertUsageByLang { get; set; } = new();
     public double StepSeconds { get; init; }
     /// <summary>Seconds of this step spent waiting for the batch.</summary>
     public double DataWaitSeconds { get; init; }

@@ -30,6 +30,7 @@ public sealed partial class Trainer
     private long totalTokens;
     private int startStep;
     private double[][] lastExpertLoad = [];
+    private readonly RoutingStatistics routing = new();
 
     public Trainer(ZCodeConfig cfg, Seq2SeqTransformer model, IBatchStream data, string outputDir, ILogger log,
         ITrainingObserver observer, Device? device = null)
@@ -66,7 +67,7 @@ public sealed partial class Trainer
             bool logged = step % Math.Max(1, t.LogInterval) == 0 || step == t.MaxSteps || step == 1;
             if (logged)
             {
-                metrics.Write(m);
+                metrics.Write(WithRouting(m));
                 lastExpertLoad = m.ExpertLoad;
                 var eta = TimeSpan.FromSeconds(m.ElapsedSeconds / Math.Max(1, step - startStep) * (t.MaxSteps - step));
                 log.Information("step {Step}/{MaxSteps} loss {Loss:F4} nll {Nll:F4} lr {Lr:E2} {Tps:N0} tok/s aux {Aux:F4} " +
@@ -135,6 +136,7 @@ public sealed partial class Trainer
             if (aux is not null) auxSum += aux.item<float>() * share;
             if (z is not null) zSum += z.item<float>() * share;
             (expertLoad, dropped) = ExpertStatistics();
+            routing.Add(model.MoeLayers, batch);
         }
 
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
@@ -154,6 +156,15 @@ public sealed partial class Trainer
             StepSeconds = seconds, DataWaitSeconds = dataWait, ElapsedSeconds = clock.Elapsed.TotalSeconds,
             LossByTask = byTask.LossByTask, TokensByLang = byTask.TokensByLang,
         };
+    }
+
+    /// <summary>Router entropy and per-language expert usage since the last logged step; then starts a new interval.</summary>
+    private StepMetrics WithRouting(StepMetrics m)
+    {
+        m.RouterEntropy = routing.RouterEntropy();
+        m.ExpertUsageByLang = routing.ExpertUsageByLanguage();
+        routing.Reset();
+        return m;
     }
 
     /// <summary>Per-layer expert load fractions and the mean dropped fraction over MoE layers, from the last forward.</summary>

@@ -37,7 +37,7 @@ public class TrainCommandTests
         Assert.That(lines, Has.Length.EqualTo(4));
         using var first = JsonDocument.Parse(lines[0]);
         var root = first.RootElement;
-        foreach (var key in new[] { "step", "loss", "lr", "tokens", "tokens_per_s", "aux_loss", "grad_norm", "dropped_fraction", "expert_load" })
+        foreach (var key in new[] { "step", "loss", "lr", "tokens", "tokens_per_s", "aux_loss", "grad_norm", "dropped_fraction", "expert_load", "router_entropy", "expert_usage_by_lang" })
             Assert.That(root.TryGetProperty(key, out _), Is.True, key);
         Assert.That(root.GetProperty("step").GetInt32(), Is.EqualTo(1));
         var load = root.GetProperty("expert_load");

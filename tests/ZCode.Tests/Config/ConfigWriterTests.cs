@@ -27,6 +27,7 @@ public class ConfigWriterTests
     {
         var config = new ZCodeConfig();
         config.Model.Dropout = 0.123456789012345;
+        config.Model.Moe.NoisyGate = "jitter";
         config.Model.Moe.Jitter = 1e-7;
         config.Train.Seed = long.MaxValue;
         config.Train.Lr = 3e-4;

@@ -29,7 +29,7 @@ internal static class MoeTestUtil
     }
 
     public static MoeConfig Cfg(int experts, int topK, double cf = 1.0, double evalCf = 2.0, int minCapacity = 0,
-        string priority = "order", double jitter = 0.0, double expertDropout = 0.0) => new()
+        string priority = "order", double jitter = 0.0, double expertDropout = 0.0, string? noisyGate = null) => new()
     {
         Experts = experts,
         TopK = topK,
@@ -38,6 +38,7 @@ internal static class MoeTestUtil
         MinCapacity = minCapacity,
         TokenPriority = priority,
         Jitter = jitter,
+        NoisyGate = noisyGate ?? (jitter > 0 ? "jitter" : "none"),
         ExpertDropout = expertDropout,
     };
 

@@ -14,8 +14,8 @@ namespace ZCode.Model.Moe;
 /// <c>w2</c> [E, ffn, d], <c>b2</c> [E, d]. Init: each expert like nn.Linear's weight (kaiming-uniform with
 /// a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = d for w1 and ffn for w2), biases zero;
 /// the router is TorchSharp's default Linear init. Init draws from torch's global generator.</para>
-/// <para>Randomness (training only): Random Token Selection, multiplicative jitter and the optional second-expert
-/// Gumbel noise draw from <see cref="Generator"/>, or a layer-owned generator seeded with <see cref="Seed"/>.
+/// <para>Randomness (training only): Random Token Selection, <c>noisy_gate</c> (jitter, Gumbel RSample) and the
+/// optional second-expert Gumbel noise draw from <see cref="Generator"/>, or a layer-owned generator seeded with <see cref="Seed"/>.
 /// Evaluation is deterministic: no jitter, no Gumbel, and <c>random</c> priority becomes <c>order</c>
 /// (DeepSpeed keeps RTS in eval; DESIGN.md §10 requires deterministic eval routing).</para>
 /// <para>Capacity counts real tokens only (S = unmasked tokens of this forward): masked tokens take no capacity.
@@ -35,6 +35,7 @@ public sealed class MoeLayer : Module<Tensor, Tensor?, Tensor>
     private readonly int minCapacity;
     private readonly TokenPriority trainPriority;
     private readonly double jitter;
+    private readonly NoisyGate noisyGate;
     private readonly double expertDropout;
 
     private long seed;
@@ -70,6 +71,7 @@ public sealed class MoeLayer : Module<Tensor, Tensor?, Tensor>
         minCapacity = cfg.MinCapacity;
         trainPriority = TokenPriorityNames.Parse(cfg.TokenPriority);
         jitter = cfg.Jitter;
+        noisyGate = NoisyGateNames.Parse(cfg.NoisyGate);
         expertDropout = dropout;
         seed = StableSeed(name);
 
@@ -145,6 +147,19 @@ public sealed class MoeLayer : Module<Tensor, Tensor?, Tensor>
     /// <summary>Capacity C used by the last forward.</summary>
     public long LastCapacity { get; private set; }
 
+    /// <summary>Router entropy of the last forward (scalar fp32, detached, in the caller's dispose scope).</summary>
+    public Tensor? RouterEntropy { get; private set; }
+
+    /// <summary>Routing of the last forward (tensors in the caller's dispose scope: read them before it ends),
+    /// and the leading shape of its input ([B, L] for a batch of sequences), for per-row statistics.</summary>
+    public MoeRoutingResult? LastRouting { get; private set; }
+
+    /// <summary>Leading shape of the last forward's input (all dimensions but d).</summary>
+    public long[] LastInputShape { get; private set; } = [];
+
+    /// <summary>Router noise in training (from <c>noisy_gate</c>).</summary>
+    public NoisyGate NoisyGate => noisyGate;
+
     /// <param name="x">[..., d] input (fp32 or bf16; experts compute in x's dtype).</param>
     /// <param name="tokenMask">Bool mask with x's leading shape (true = real token), or null.</param>
     /// <returns>Tensor shaped like x.</returns>
@@ -155,13 +170,29 @@ public sealed class MoeLayer : Module<Tensor, Tensor?, Tensor>
         long s = x.numel() / d;
         var x2 = x.reshape(s, d);
         Tensor? mask = tokenMask is null ? null : MaskOf(tokenMask, s);
+        LastInputShape = x.shape[..^1];
 
+        var r = RouteTokens(x2, mask);
+        if (r.Capacity == 0 || s == 0) return zeros_like(x);
+
+        var plan = MoeDispatchPlan.From(r);
+        var dispatched = Dispatch(x2, plan, r.Capacity);
+        // Between these two calls the parallel engine puts its all-to-alls (DESIGN.md §5.6): both sides are [E, C, d].
+        var expertOut = ExpertForward(dispatched);
+        return Combine(expertOut, plan, s).view(x.shape);
+    }
+
+    /// <summary>Router (fp32, with training noise) and <see cref="MoeRouting.Route"/>; records losses and statistics.</summary>
+    /// <param name="x2">[S, d] tokens.</param>
+    /// <param name="mask">[S] bool (true = real), or null.</param>
+    public MoeRoutingResult RouteTokens(Tensor x2, Tensor? mask)
+    {
         bool train = training;
-        var device = x.device;
+        var device = x2.device;
         Generator? gen = train && NeedsRandomness() ? GeneratorFor(device) : null;
 
         var routerIn = x2.to(ScalarType.Float32);
-        if (train && jitter > 0)
+        if (train && noisyGate == NoisyGate.Jitter && jitter > 0)
         {
             var noise = rand(routerIn.shape, ScalarType.Float32, device, generator: gen);
             routerIn = routerIn * (noise * (2 * jitter) + (1 - jitter));
@@ -170,44 +201,60 @@ public sealed class MoeLayer : Module<Tensor, Tensor?, Tensor>
         var logits = functional.linear(routerIn,
             routerWeight.dtype == ScalarType.Float32 ? routerWeight : routerWeight.to(ScalarType.Float32));
 
+        long s = x2.shape[0];
         long realTokens = mask is null ? s : mask.sum().item<long>();
         long capacity = MoeRouting.Capacity(realTokens, Experts, topK, train ? capacityFactor : evalCapacityFactor, minCapacity);
-        var r = MoeRouting.Route(logits, mask, topK, capacity, train ? trainPriority : EvalPriority,
-            gen, secondChoiceGumbel: train && SecondExpertGumbel);
+        bool rsample = train && noisyGate == NoisyGate.RSample;
+        var r = MoeRouting.Route(logits, mask, topK, capacity, train ? trainPriority : EvalPriority, gen,
+            secondChoiceGumbel: train && (SecondExpertGumbel || (rsample && topK > 1)),
+            firstChoiceGumbel: rsample && topK == 1);
 
         AuxLoss = r.AuxLoss;
         ZLoss = r.ZLoss;
+        RouterEntropy = r.Entropy;
+        LastRouting = r;
         LastCapacity = capacity;
         LastStats = new MoeStats(r.TokensPerExpertCounts, r.RoutedTokens, r.Dropped,
             r.RoutedTokens == 0 ? 0.0 : (double)r.Dropped / (r.RoutedTokens * topK));
-
-        if (capacity == 0 || s == 0) return zeros_like(x);
-
-        // Dispatch: kept slots go to row expert*C + position of an [E*C, d] buffer (positions are unique per expert).
-        var keptSlots = r.Kept.nonzero().reshape(-1);
-        var tokens = r.TokenIndex.index_select(0, keptSlots);
-        var rows = r.ExpertIndex.index_select(0, keptSlots) * capacity + r.Position.index_select(0, keptSlots);
-        var buffer = zeros(new long[] { Experts * capacity, d }, x.dtype, device)
-            .index_copy(0, rows, x2.index_select(0, tokens))
-            .view(Experts, capacity, d);
-
-        var expertOut = RunExperts(buffer, x.dtype).view(Experts * capacity, d);
-
-        // Combine: weighted expert outputs added back to their tokens; untouched rows stay exactly zero.
-        var weighted = expertOut.index_select(0, rows) * r.Gate.index_select(0, keptSlots).to(x.dtype).unsqueeze(1);
-        var output = zeros(new long[] { s, d }, x.dtype, device).index_add(0, tokens, weighted, 1);
-        return output.view(x.shape);
+        return r;
     }
 
-    /// <summary>All experts at once: relu(buffer @ w1 + b1) (with dropout) @ w2 + b2, buffer [E, C, d].</summary>
-    private Tensor RunExperts(Tensor buffer, ScalarType dtype)
+    /// <summary>Gathers kept tokens into a zero-padded [E, C, d] buffer (row expert*C + position; positions are
+    /// unique per expert, so a plain copy suffices). Memory O(E*C*d), no [S, E, C] tensor.</summary>
+    public Tensor Dispatch(Tensor x2, MoeDispatchPlan plan, long capacity)
     {
+        long d = x2.shape[1];
+        return zeros(new long[] { Experts * capacity, d }, x2.dtype, x2.device)
+            .index_copy(0, plan.Rows, x2.index_select(0, plan.Tokens))
+            .view(Experts, capacity, d);
+    }
+
+    /// <summary>
+    /// All experts on a dispatch buffer: [E, C, d] in, [E, C, d] out, relu(x @ w1 + b1) (with expert dropout) @ w2 + b2
+    /// as two batched matmuls over the stacked weights, in the buffer's dtype. Empty (zero) rows are computed too;
+    /// <see cref="Combine"/> never reads them.
+    /// </summary>
+    public Tensor ExpertForward(Tensor dispatched)
+    {
+        if (dispatched.dim() != 3 || dispatched.shape[0] != Experts || dispatched.shape[2] != DModel)
+            throw new ArgumentException($"expected [{Experts}, C, {DModel}], got [{string.Join(", ", dispatched.shape)}]", nameof(dispatched));
+        var dtype = dispatched.dtype;
         // bmm + add_ rather than baddbmm: TorchSharp 0.107's Tensor.baddbmm passes its operands to the native
         // call in the wrong order (it computes batch2 + self @ batch1).
-        var hidden = bmm(buffer, Cast(w1, dtype)).add_(Cast(b1, dtype).unsqueeze(1));
+        var hidden = bmm(dispatched, Cast(w1, dtype)).add_(Cast(b1, dtype).unsqueeze(1));
         hidden = functional.relu(hidden);
         if (training && expertDropout > 0) hidden = functional.dropout(hidden, expertDropout, training: true);
         return bmm(hidden, Cast(w2, dtype)).add_(Cast(b2, dtype).unsqueeze(1));
+    }
+
+    /// <summary>Weighted expert outputs added back to their tokens: [S, d]; rows of dropped or masked tokens stay
+    /// exactly zero.</summary>
+    public Tensor Combine(Tensor expertOut, MoeDispatchPlan plan, long tokens)
+    {
+        long d = expertOut.shape[^1];
+        var flat = expertOut.reshape(-1, d);
+        var weighted = flat.index_select(0, plan.Rows) * plan.Gates.to(flat.dtype).unsqueeze(1);
+        return zeros(new long[] { tokens, d }, flat.dtype, flat.device).index_add(0, plan.Tokens, weighted, 1);
     }
 
     private static Tensor Cast(Tensor t, ScalarType dtype) => t.dtype == dtype ? t : t.to(dtype);
@@ -220,7 +267,7 @@ public sealed class MoeLayer : Module<Tensor, Tensor?, Tensor>
         return m.dtype == ScalarType.Bool ? m : m.ne(0);
     }
 
-    private bool NeedsRandomness() => trainPriority == TokenPriority.Random || jitter > 0 || SecondExpertGumbel;
+    private bool NeedsRandomness() => trainPriority == TokenPriority.Random || noisyGate != NoisyGate.None || SecondExpertGumbel;
 
     /// <summary>FNV-1a of the name: deterministic across processes, unlike string.GetHashCode.</summary>
     private static long StableSeed(string name)

@@ -72,6 +72,8 @@ public static class MoeRouting
     /// <param name="priority">Drop priority within an overflowing expert.</param>
     /// <param name="generator">Random source for <see cref="TokenPriority.Random"/> and Gumbel noise; null = torch's default.</param>
     /// <param name="secondChoiceGumbel">Add Gumbel noise to the logits when picking choices after the first.</param>
+    /// <param name="firstChoiceGumbel">Pick the first choice as argmax of logits + Gumbel noise (DeepSpeed top-1
+    /// <c>RSample</c>); its gate is still the clean softmax probability. Training only.</param>
     public static MoeRoutingResult Route(
         Tensor logits,
         Tensor? tokenMask,
@@ -79,7 +81,8 @@ public static class MoeRouting
         long capacity,
         TokenPriority priority,
         Generator? generator = null,
-        bool secondChoiceGumbel = false)
+        bool secondChoiceGumbel = false,
+        bool firstChoiceGumbel = false)
     {
         if (logits.dim() != 2) throw new ArgumentException($"logits must be [S, E], got [{string.Join(", ", logits.shape)}]", nameof(logits));
         long s = logits.shape[0];
@@ -96,7 +99,7 @@ public static class MoeRouting
 
         long n = s * topK;
         var probs = functional.softmax(logits32, 1);
-        var choices = SelectExperts(logits32, probs, topK, generator, secondChoiceGumbel);
+        var choices = SelectExperts(logits32, probs, topK, generator, secondChoiceGumbel, firstChoiceGumbel);
 
         // Token-slots in DeepSpeed order: slot j*S + s is token s's (j+1)-th choice.
         var expert = topK == 1 ? choices[0] : cat(choices, 0);
@@ -139,6 +142,7 @@ public static class MoeRouting
         }
 
         var (aux, z) = Losses(logits32, probs, choices[0], real, e);
+        var entropy = Entropy(probs, real);
 
         long[] hostCounts = ToHost(counts);
         var keptPerExpert = new long[e];
@@ -159,6 +163,7 @@ public static class MoeRouting
             Gate = gate,
             AuxLoss = aux,
             ZLoss = z,
+            Entropy = entropy,
             TokensPerExpert = counts.narrow(0, 0, e).clamp_max(capacity),
             TokensPerExpertCounts = keptPerExpert,
             Dropped = assigned - keptTotal,
@@ -179,20 +184,14 @@ public static class MoeRouting
     }
 
     /// <summary>The k expert choices per token, each [S] int64: argmax, then argmax with earlier choices masked.</summary>
-    private static Tensor[] SelectExperts(Tensor logits32, Tensor probs, int topK, Generator? generator, bool gumbel)
+    private static Tensor[] SelectExperts(Tensor logits32, Tensor probs, int topK, Generator? generator, bool gumbel,
+        bool firstGumbel)
     {
         var choices = new Tensor[topK];
-        choices[0] = probs.argmax(1);
+        choices[0] = firstGumbel ? (logits32.detach() + Gumbel(logits32, generator)).argmax(1) : probs.argmax(1);
         if (topK == 1) return choices;
 
-        var scores = probs;
-        if (gumbel)
-        {
-            // Gumbel(0,1) = -log(-log(U)); U clamped away from 0 so the noise stays finite.
-            var u = rand(logits32.shape, ScalarType.Float32, logits32.device, generator: generator)
-                .clamp_min(1.17549435e-38f);
-            scores = logits32 - u.log().neg().log();
-        }
+        var scores = gumbel ? logits32 + Gumbel(logits32, generator) : probs;
 
         long e = logits32.shape[1];
         var taken = functional.one_hot(choices[0], e).to(ScalarType.Bool);
@@ -202,6 +201,13 @@ public static class MoeRouting
             if (j + 1 < topK) taken = taken.logical_or(functional.one_hot(choices[j], e).to(ScalarType.Bool));
         }
         return choices;
+    }
+
+    /// <summary>Gumbel(0,1) noise shaped like <paramref name="like"/>: -log(-log(U)), U clamped away from 0 so it stays finite.</summary>
+    private static Tensor Gumbel(Tensor like, Generator? generator)
+    {
+        var u = rand(like.shape, ScalarType.Float32, like.device, generator: generator).clamp_min(1.17549435e-38f);
+        return u.log().neg().log().neg();
     }
 
     /// <summary>
@@ -228,6 +234,17 @@ public static class MoeRouting
         }
         var byGroup = group.index_select(0, byPriority).sort(stable: true).Indices;
         return byPriority.index_select(0, byGroup);
+    }
+
+    /// <summary>Mean over real tokens of the router distribution's entropy -sum_e p log p (nats), detached; for
+    /// statistics only. ln(E) means a uniform (undecided) router, 0 a one-hot one.</summary>
+    private static Tensor Entropy(Tensor probs, Tensor? real)
+    {
+        using var _ = no_grad();
+        var perToken = (probs * probs.clamp_min(1e-30f).log()).sum(dim: 1).neg();   // 0 log 0 = 0
+        if (real is null) return perToken.mean();
+        var realF = real.to(ScalarType.Float32);
+        return (perToken * realF).sum() / realF.sum().clamp_min(1.0f);
     }
 
     /// <summary>Aux (load-balancing) and z losses over real tokens; both 0 when none is real.</summary>
@@ -264,6 +281,7 @@ public static class MoeRouting
             Gate = empty(0, ScalarType.Float32, device: device),
             AuxLoss = zero,
             ZLoss = zero.clone(),
+            Entropy = zeros(1, ScalarType.Float32, device).squeeze(),
             TokensPerExpert = zeros(e, ScalarType.Int64, device),
             TokensPerExpertCounts = new long[e],
             Dropped = 0,

@@ -31,6 +31,9 @@ public sealed class MoeRoutingResult : IDisposable
     /// <summary>Scalar fp32 router z-loss: mean over real tokens of logsumexp(logits)^2.</summary>
     public required Tensor ZLoss { get; init; }
 
+    /// <summary>Scalar fp32, detached: mean router entropy over real tokens (nats), for statistics.</summary>
+    public required Tensor Entropy { get; init; }
+
     /// <summary>[E] int64: kept assignments per expert.</summary>
     public required Tensor TokensPerExpert { get; init; }
 
@@ -58,6 +61,7 @@ public sealed class MoeRoutingResult : IDisposable
         Gate.Dispose();
         AuxLoss.Dispose();
         ZLoss.Dispose();
+        Entropy.Dispose();
         TokensPerExpert.Dispose();
     }
 }

@@ -1,0 +1,128 @@
+using System.CommandLine;
+using System.Text.Json;
+using TorchSharp;
+using ZCode.Benchmarks;
+
+namespace ZCode.Cli.Commands;
+
+/// <summary>`zcode bench moe|train`: throughput measurements (see bench/RESULTS.md for recorded figures).</summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("bench", "Benchmarks: one MoE layer (index vs einsum dispatch), full training steps");
+        cmd.Add(Moe());
+        cmd.Add(Train());
+        return cmd;
+    }
+
+    private static Option<int> Int(string name, string description, int? defaultValue = null)
+    {
+        var o = new Option<int>(name) { Description = description, Required = defaultValue is null };
+        if (defaultValue is int v) o.DefaultValueFactory = _ => v;
+        return o;
+    }
+
+    private static Option<int> Threads() => Int("--threads", "intra-op CPU threads (0 = all cores)", 0);
+    private static Option<bool> Json() => new("--json") { Description = "print one JSON line" };
+
+    private static Command Moe()
+    {
+        var tokens = Int("--tokens", "tokens S routed by the layer");
+        var d = Int("--d", "model width d");
+        var ffn = Int("--ffn", "expert hidden width");
+        var experts = Int("--experts", "experts E");
+        var topK = Int("--top-k", "choices per token (1 or 2)");
+        var cf = new Option<double>("--capacity-factor") { Description = "capacity factor", DefaultValueFactory = _ => 1.25 };
+        var repeats = Int("--repeats", "timed repetitions of each path (median reported)", 5);
+        var threads = Threads();
+        var json = Json();
+        var cmd = new Command("moe", "Forward+backward time of one MoE layer: index dispatch vs one-hot einsum dispatch")
+            { tokens, d, ffn, experts, topK, cf, repeats, threads, json };
+        cmd.SetAction(parse =>
+        {
+            var o = new MoeBenchOptions(Positive(parse.GetValue(tokens), "--tokens"), Positive(parse.GetValue(d), "--d"),
+                Positive(parse.GetValue(ffn), "--ffn"), Positive(parse.GetValue(experts), "--experts"),
+                parse.GetValue(topK), parse.GetValue(cf), Positive(parse.GetValue(repeats), "--repeats"));
+            if (o.TopK < 1 || o.TopK > 2 || o.TopK > o.Experts)
+                throw new UserInputException($"--top-k: must be 1 or 2 and at most --experts, got {o.TopK}");
+            if (!(o.CapacityFactor > 0) || double.IsInfinity(o.CapacityFactor))
+                throw new UserInputException($"--capacity-factor: must be greater than 0 (the einsum reference needs a finite capacity), got {o.CapacityFactor}");
+            SetThreads(parse.GetValue(threads));
+            var r = MoeLayerBenchmark.Run(o);
+            var output = parse.InvocationConfiguration.Output;
+            if (parse.GetValue(json))
+            {
+                output.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+                {
+                    ["tokens"] = o.Tokens, ["d"] = o.DModel, ["ffn"] = o.FfnDim, ["experts"] = o.Experts, ["top_k"] = o.TopK,
+                    ["capacity_factor"] = o.CapacityFactor, ["capacity"] = r.Capacity, ["threads"] = torch.get_num_threads(),
+                    ["repeats"] = o.Repeats,
+                    ["ms_index"] = Math.Round(r.MsIndex, 2), ["ms_einsum"] = Math.Round(r.MsEinsum, 2),
+                    ["speedup"] = Math.Round(r.Speedup, 3),
+                    ["bytes_index"] = r.BytesIndex, ["bytes_einsum"] = r.BytesEinsum,
+                    ["max_abs_diff"] = r.MaxAbsDiff,
+                }));
+            }
+            else
+            {
+                output.WriteLine($"S={o.Tokens} d={o.DModel} ffn={o.FfnDim} E={o.Experts} top-{o.TopK} cf={o.CapacityFactor} C={r.Capacity}, " +
+                                 $"{torch.get_num_threads()} threads, median of {o.Repeats} forward+backward:");
+                output.WriteLine($"  index dispatch  {r.MsIndex,10:F1} ms   dispatch tensors {r.BytesIndex / 1048576.0,10:F2} MiB");
+                output.WriteLine($"  einsum dispatch {r.MsEinsum,10:F1} ms   dispatch tensors {r.BytesEinsum / 1048576.0,10:F2} MiB");
+                output.WriteLine($"  speedup {r.Speedup:F2}x, memory {(double)r.BytesEinsum / Math.Max(1, r.BytesIndex):F1}x less, max |diff| {r.MaxAbsDiff:E1}");
+            }
+            return CliApp.ExitOk;
+        });
+        return cmd;
+    }
+
+    private static Command Train()
+    {
+        var config = CommonOptions.ConfigOption();
+        var sets = CommonOptions.SetOption();
+        var batch = Int("--batch", "sentences per step", 16);
+        var srcLen = Int("--src-len", "source tokens per sentence", 64);
+        var tgtLen = Int("--tgt-len", "target tokens per sentence", 64);
+        var steps = Int("--steps", "timed steps (median reported; 3 untimed warm-up steps first)", 20);
+        var threads = Threads();
+        var json = Json();
+        var cmd = new Command("train", "Time full training steps (forward, backward, AdamW) on random tokens")
+            { config, sets, batch, srcLen, tgtLen, steps, threads, json };
+        cmd.SetAction(parse =>
+        {
+            var cfg = CommonOptions.LoadConfig(parse.GetValue(config), parse.GetValue(sets) ?? []);
+            var o = new TrainBenchOptions(Positive(parse.GetValue(batch), "--batch"), Positive(parse.GetValue(srcLen), "--src-len"),
+                Positive(parse.GetValue(tgtLen), "--tgt-len"), Positive(parse.GetValue(steps), "--steps"));
+            SetThreads(parse.GetValue(threads) > 0 ? parse.GetValue(threads) : cfg.Train.Threads);
+            var r = TrainStepBenchmark.Run(cfg, o);
+            var output = parse.InvocationConfiguration.Output;
+            if (parse.GetValue(json))
+            {
+                output.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+                {
+                    ["batch"] = o.Batch, ["src_len"] = o.SrcLen, ["tgt_len"] = o.TgtLen, ["steps"] = o.Steps,
+                    ["threads"] = torch.get_num_threads(), ["dtype"] = cfg.Train.Dtype, ["params"] = r.Params,
+                    ["tokens_per_step"] = r.TokensPerStep, ["step_ms"] = Math.Round(r.StepMs, 2),
+                    ["tokens_per_s"] = Math.Round(r.TokensPerSecond, 1), ["loss"] = Math.Round(r.LastLoss, 4),
+                }));
+            }
+            else
+            {
+                output.WriteLine($"{r.Params:N0} parameters, batch {o.Batch} x ({o.SrcLen} + {o.TgtLen}) tokens, {torch.get_num_threads()} threads:");
+                output.WriteLine($"  median step {r.StepMs:F1} ms over {o.Steps} steps, {r.TokensPerSecond:N0} tokens/s");
+            }
+            return CliApp.ExitOk;
+        });
+        return cmd;
+    }
+
+    private static int Positive(int value, string name)
+        => value >= 1 ? value : throw new UserInputException($"{name}: must be at least 1, got {value}");
+
+    private static void SetThreads(int threads)
+    {
+        if (threads < 0) throw new UserInputException($"--threads: must be at least 0, got {threads}");
+        torch.set_num_threads(threads > 0 ? threads : Environment.ProcessorCount);
+    }
+}

@@ -1,0 +1,77 @@
+using ZCode.Data;
+using ZCode.Model.Moe;
+using static TorchSharp.torch;
+
+namespace ZCode.Training;
+
+/// <summary>
+/// Router statistics accumulated over a log interval (DESIGN.md §5 "Statistics", §12): per MoE layer the mean router
+/// entropy, and per target language which experts its tokens are routed to. A row's target language counts for its
+/// encoder tokens too (the source carries the target-language tag), so the usage shows language specialisation in
+/// both stacks. Usage counts the router's choices of real tokens, all k of them, before capacity dropping: it is
+/// what the router wants, while <c>expert_load</c> is what the experts kept.
+/// </summary>
+public sealed class RoutingStatistics
+{
+    private readonly Dictionary<string, long[][]> usage = new(StringComparer.Ordinal);
+    private double[] entropySum = [];
+    private int forwards;
+
+    /// <summary>Adds the last forward of every layer in <paramref name="layers"/> (call inside the micro-batch's
+    /// dispose scope, after the forward). One host synchronisation per layer.</summary>
+    public void Add(IReadOnlyList<MoeLayer> layers, Batch batch)
+    {
+        if (entropySum.Length != layers.Count) entropySum = new double[layers.Count];
+        var rowLang = batch.Examples.Select(e => e.TgtLang).ToArray();
+        for (int i = 0; i < layers.Count; i++)
+        {
+            var layer = layers[i];
+            if (layer.RouterEntropy is { } h) entropySum[i] += h.item<float>();
+            if (layer.LastRouting is { } r && layer.LastInputShape.Length == 2 && layer.LastInputShape[0] == rowLang.Length)
+                AddUsage(i, layers.Count, layer.Experts, r, layer.LastInputShape[1], rowLang);
+        }
+        forwards++;
+    }
+
+    private void AddUsage(int layerIndex, int layerCount, int experts, MoeRoutingResult r, long rowLength, string[] rowLang)
+    {
+        if (r.ExpertIndex.numel() == 0) return;
+        long rows = rowLang.Length;
+        using var scope = NewDisposeScope();
+        // Row-major [B, L] input: token t belongs to row t / L. Masked slots (position -1) are not counted.
+        var real = r.Position.ge(0);
+        var key = (r.TokenIndex.div(rowLength, rounding_mode: RoundingMode.floor) * experts + r.ExpertIndex)
+            .masked_select(real);
+        var counts = key.bincount(null, rows * experts);
+        using var host = counts.cpu().data<long>();
+        var values = host.ToArray();
+        for (int row = 0; row < rows; row++)
+        {
+            if (!usage.TryGetValue(rowLang[row], out var perLayer))
+                usage[rowLang[row]] = perLayer = new long[layerCount][];
+            perLayer[layerIndex] ??= new long[experts];
+            for (int e = 0; e < experts; e++) perLayer[layerIndex][e] += values[row * experts + e];
+        }
+    }
+
+    /// <summary>Mean router entropy per layer (nats) since the last <see cref="Reset"/>.</summary>
+    public double[] RouterEntropy() => entropySum.Select(v => forwards == 0 ? 0 : v / forwards).ToArray();
+
+    /// <summary>Per target language, per layer, the fraction of that language's routed assignments each expert
+    /// received since the last <see cref="Reset"/> (rows sum to 1; a layer with no tokens gives zeros).</summary>
+    public Dictionary<string, double[][]> ExpertUsageByLanguage() => usage
+        .OrderBy(kv => kv.Key, StringComparer.Ordinal)
+        .ToDictionary(kv => kv.Key, kv => kv.Value.Select(layer =>
+        {
+            if (layer is null) return Array.Empty<double>();
+            double total = layer.Sum();
+            return layer.Select(n => total > 0 ? n / total : 0.0).ToArray();
+        }).ToArray(), StringComparer.Ordinal);
+
+    public void Reset()
+    {
+        usage.Clear();
+        Array.Clear(entropySum);
+        forwards = 0;
+    }
+}
