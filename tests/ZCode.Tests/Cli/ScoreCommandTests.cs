@@ -1,5 +1,5 @@
 using System.Text.Json;
-using ZCode.Cli;
+using static ZCode.Tests.CliRunner;
 
 namespace ZCode.Tests.Cli;
 
@@ -22,14 +22,6 @@ public class ScoreCommandTests
 
     [TearDown]
     public void TearDown() => Directory.Delete(dir, true);
-
-    private (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
 
     [Test]
     public void TextOutputIsSacreBleusLineWithSignature()

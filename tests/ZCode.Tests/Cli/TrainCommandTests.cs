@@ -1,5 +1,5 @@
 using System.Text.Json;
-using ZCode.Cli;
+using static ZCode.Tests.CliRunner;
 
 namespace ZCode.Tests.Cli;
 
@@ -16,14 +16,6 @@ public class TrainCommandTests
     {
         if (Directory.Exists(output))
             Directory.Delete(output, recursive: true);
-    }
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
     }
 
     [Test]

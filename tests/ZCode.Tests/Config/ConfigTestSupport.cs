@@ -1,5 +1,4 @@
 using System.Collections;
-using ZCode.Cli;
 using ZCode.Config;
 
 namespace ZCode.Tests.Config;
@@ -22,16 +21,9 @@ internal sealed class ConfigTestSupport : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    public static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        using var stdout = new StringWriter();
-        using var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    public static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
-    public static string RepoRoot => RepositoryRoot.FindFrom(TestContext.CurrentContext.TestDirectory)
-        ?? throw new InvalidOperationException($"no {RepositoryRoot.MarkerFile} above {TestContext.CurrentContext.TestDirectory}");
+    public static string RepoRoot => CliRunner.RepoRoot;
 
     public static string ShippedConfig(string name) => Path.Combine(RepoRoot, "configs", name);
 

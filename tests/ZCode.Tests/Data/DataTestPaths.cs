@@ -3,14 +3,7 @@ namespace ZCode.Tests.Data;
 /// <summary>Paths of the repository (found by walking up to ZCode.Trainer.sln) and temporary test folders.</summary>
 internal static class DataTestPaths
 {
-    private static readonly Lazy<string> Root = new(() =>
-    {
-        for (var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "ZCode.Trainer.sln"))) return dir.FullName;
-        throw new InvalidOperationException("ZCode.Trainer.sln not found above the test directory");
-    });
-
-    public static string RepoRoot => Root.Value;
+    public static string RepoRoot => CliRunner.RepoRoot;
     public static string DataSamples => Path.Combine(RepoRoot, "data-samples");
     public static string SpmModel => Path.Combine(DataSamples, "spm.model");
     public static string SpmVocab => Path.Combine(DataSamples, "spm.vocab");

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using ZCode.Cli;
+using static ZCode.Tests.CliRunner;
 
 namespace ZCode.Tests.Moe;
 
@@ -7,13 +7,6 @@ namespace ZCode.Tests.Moe;
 [TestFixture]
 public class BenchAndPlotCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = CliApp.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     [Test]
     public void BenchMoe_Json_HasFiguresAndBothPathsAgree()
