@@ -26,7 +26,10 @@ else
     var batches = data.ValidBatches(data.ValidSets[0], 512).ToList();
     var tok = data.Tokenizer;
     // Warm-up on one batch, then time every batch until `sentences` sentences were decoded, best of 3 passes.
-    using (var _ = torch.NewDisposeScope()) GreedyDecoder.Decode(ckpt.Model, batches[0].ToTensors(torch.CPU).Item1, tok.BosId, tok.EosId, 8);
+    // Greedy decoding (beam 1, incremental decoder), at most 40 tokens per sentence.
+    var greedy = new BeamSearchOptions { Beam = 1, MaxLenA = 0, MaxLenB = 40 };
+    var warm = new BeamSearchOptions { Beam = 1, MaxLenA = 0, MaxLenB = 8 };
+    using (var _ = torch.NewDisposeScope()) BatchedDecoder.Decode(ckpt.Model, batches[0].Examples.Select(e => e.Source).ToList(), tok.BosId, tok.EosId, warm, batches[0].Size);
     double best = double.MaxValue;
     int done = 0;
     for (int pass = 0; pass < 3; pass++)
@@ -37,7 +40,7 @@ else
         {
             if (done >= sentences) break;
             using var scope = torch.NewDisposeScope();
-            GreedyDecoder.Decode(ckpt.Model, b.ToTensors(torch.CPU).Item1, tok.BosId, tok.EosId, 40);
+            BatchedDecoder.Decode(ckpt.Model, b.Examples.Select(e => e.Source).ToList(), tok.BosId, tok.EosId, greedy, b.Size);
             done += b.Size;
         }
         best = Math.Min(best, clock.Elapsed.TotalSeconds);

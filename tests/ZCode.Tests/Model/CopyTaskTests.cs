@@ -54,15 +54,35 @@ public class CopyTaskTests
         Assert.That(accuracy, Is.GreaterThanOrEqualTo(0.95));
     }
 
+    /// <summary>Greedy decoding (beam 1) token accuracy over target positions, EOS included.</summary>
     private static double Accuracy(Seq2SeqTransformer model, Random rng, int rows)
     {
         using var scope = torch.NewDisposeScope();
         model.eval();
         var (src, _, tgtOut) = Batch(rng, rows);
-        var generated = GreedyDecoder.Decode(model, src, Bos, Eos, Len + 1);
-        var real = tgtOut.ne(Pad);
-        var correct = generated.eq(tgtOut).logical_and(real).sum().item<long>();
-        return (double)correct / real.sum().item<long>();
+        var sources = Rows(src);
+        var targets = Rows(tgtOut);
+        var greedy = new BeamSearchOptions { Beam = 1, MaxLenA = 0, MaxLenB = Len + 1 };
+        var hypotheses = BatchedDecoder.Decode(model, sources, Bos, Eos, greedy, batchSize: rows);
+        long correct = 0, total = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            int[] predicted = [.. hypotheses[r].Tokens, Eos];
+            for (int i = 0; i < targets[r].Length; i++)
+                correct += i < predicted.Length && predicted[i] == targets[r][i] ? 1 : 0;
+            total += targets[r].Length;
+        }
+        return (double)correct / total;
+    }
+
+    /// <summary>The non-pad ids of each row of a padded [B, L] batch.</summary>
+    private static int[][] Rows(Tensor padded)
+    {
+        var ids = padded.data<long>().ToArray();
+        long width = padded.shape[1];
+        return Enumerable.Range(0, (int)padded.shape[0])
+            .Select(r => ids.Skip((int)(r * width)).Take((int)width).Where(t => t != Pad).Select(t => (int)t).ToArray())
+            .ToArray();
     }
 
     /// <summary>Random sequences of 5..Len symbols; target = source, decoder input = BOS + target[:-1].</summary>
