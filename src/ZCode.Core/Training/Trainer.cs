@@ -111,8 +111,6 @@ public sealed partial class Trainer
         var lr = LearningRateSchedule.At(t, step);
         OptimizerFactory.SetLearningRate(optimizer, lr);
         optimizer.zero_grad();
-        double[][] expertLoad = [];
-        double dropped = 0;
         var byTask = new TaskMetrics();
         foreach (var batch in micro)
         {
@@ -131,13 +129,15 @@ public sealed partial class Trainer
             objective.backward();
 
             lossSum += loss.item<float>();
-            nllSum += nll.item<float>();
-            byTask.Add(batch, logits, tgtOut, model.PadId, nll.item<float>());
+            float batchNll = nll.item<float>();
+            nllSum += batchNll;
+            byTask.Add(batch, logits, tgtOut, model.PadId, batchNll);
             if (aux is not null) auxSum += aux.item<float>() * share;
             if (z is not null) zSum += z.item<float>() * share;
-            (expertLoad, dropped) = ExpertStatistics();
             routing.Add(model.MoeLayers, batch);
         }
+        // Expert load and drops are reported for the step's last forward (as before accumulation existed).
+        var (expertLoad, dropped) = ExpertStatistics();
 
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
         double gradNorm = nn.utils.clip_grad_norm_(parameters, t.ClipNorm > 0 ? t.ClipNorm : double.MaxValue);
