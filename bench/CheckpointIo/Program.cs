@@ -14,6 +14,8 @@ if (args.Length < 2 || args[0] is not ("save" or "load"))
     Console.Error.WriteLine("usage: CheckpointIo save|load DIR [CONFIG] [--weights-only]");
     return 2;
 }
+// Same allocator settings as the zcode CLI, so the peak memory is the one a training run sees when it saves.
+ZCode.Runtime.NativeMemoryTuning.Apply();
 var mode = args[0];
 var dir = Path.GetFullPath(args[1]);
 var configPath = args.Length > 2 && !args[2].StartsWith("--") ? args[2] : Path.Combine(RepositoryRoot(), "configs", "m3-base.yaml");
