@@ -92,7 +92,7 @@ public sealed class CheckpointStore
             var written = new WrittenFile[jobs.Count];
             try
             {
-                Parallel.For(0, jobs.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Clamp(Environment.ProcessorCount, 1, 4) },
+                System.Threading.Tasks.Parallel.For(0, jobs.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Clamp(Environment.ProcessorCount, 1, 4) },
                     i => written[i] = SafeTensors.Write(Path.Combine(tmpDir, jobs[i].File), jobs[i].Tensors));
             }
             catch (AggregateException e) when (e.InnerExceptions.Count > 0)

@@ -48,7 +48,7 @@ public static class DataPreparer
         if (old is not null && old.Version == ShardIndex.CurrentVersion)
         {
             var hashes = new string[plan.Files.Count];
-            Parallel.For(0, plan.Files.Count, i => hashes[i] = Sha256File(plan.Files[i]));
+            System.Threading.Tasks.Parallel.For(0, plan.Files.Count, i => hashes[i] = Sha256File(plan.Files[i]));
             if (old.Fingerprint == Fingerprint(plan, spmSha, config.Data.MaxLen, hashes) && ShardsExist(old, shardDir))
                 return new PrepareResult(true, indexPath, old, 0, 0, clock.Elapsed.TotalSeconds);
         }
@@ -151,7 +151,7 @@ public static class DataPreparer
             {
                 var n = chunk.Length;
                 // Contiguous ranges per worker: fewer hand-offs than one work item per line.
-                Parallel.ForEach(System.Collections.Concurrent.Partitioner.Create(0, n, Math.Max(64, n / (workers * 4))),
+                System.Threading.Tasks.Parallel.ForEach(System.Collections.Concurrent.Partitioner.Create(0, n, Math.Max(64, n / (workers * 4))),
                     options, range =>
                     {
                         for (var i = range.Item1; i < range.Item2; i++) ids[i] = tokenizer.Encode(chunk[i]);
