@@ -36,6 +36,10 @@ public sealed class MetricsWriter : IDisposable
             foreach (var h in m.RouterEntropy)
                 j.WriteNumberValue(Round(h));
             j.WriteEndArray();
+            j.WriteStartArray("load_imbalance");
+            foreach (var v in m.LoadImbalance)
+                j.WriteNumberValue(Round(v));
+            j.WriteEndArray();
             j.WriteStartObject("expert_usage_by_lang");
             foreach (var (lang, layers) in m.ExpertUsageByLang)
                 WriteMatrix(j, lang, layers);

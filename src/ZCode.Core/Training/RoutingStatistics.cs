@@ -68,6 +68,28 @@ public sealed class RoutingStatistics
             return layer.Select(n => total > 0 ? n / total : 0.0).ToArray();
         }).ToArray(), StringComparer.Ordinal);
 
+    /// <summary>Per layer, max/mean of the routed assignments per expert (all languages) since the last
+    /// <see cref="Reset"/>: 1 is perfect balance, E is everything on one expert. This is the load the balancing loss
+    /// acts on (f_e is measured before dropping); kept-token load is capped by the capacity and understates it.</summary>
+    public double[] LoadImbalance()
+    {
+        int layers = usage.Values.Select(v => v.Length).DefaultIfEmpty(0).Max();
+        var result = new double[layers];
+        for (int i = 0; i < layers; i++)
+        {
+            long[]? total = null;
+            foreach (var perLayer in usage.Values)
+            {
+                if (perLayer[i] is not { } counts) continue;
+                total ??= new long[counts.Length];
+                for (int e = 0; e < counts.Length; e++) total[e] += counts[e];
+            }
+            double mean = total is null ? 0 : total.Average();
+            result[i] = mean > 0 ? total!.Max() / mean : 0;
+        }
+        return result;
+    }
+
     public void Reset()
     {
         usage.Clear();

@@ -24,6 +24,8 @@ public sealed class StepMetrics
     public double[] RouterEntropy { get; set; } = [];
     /// <summary>Per target language, per MoE layer, fraction of routed assignments per expert over the log interval.</summary>
     public Dictionary<string, double[][]> ExpertUsageByLang { get; set; } = new();
+    /// <summary>Per MoE layer, max/mean routed assignments per expert over the log interval (1 = balanced).</summary>
+    public double[] LoadImbalance { get; set; } = [];
     public double StepSeconds { get; init; }
     /// <summary>Seconds of this step spent waiting for the batch.</summary>
     public double DataWaitSeconds { get; init; }

@@ -163,6 +163,7 @@ public sealed partial class Trainer
     {
         m.RouterEntropy = routing.RouterEntropy();
         m.ExpertUsageByLang = routing.ExpertUsageByLanguage();
+        m.LoadImbalance = routing.LoadImbalance();
         routing.Reset();
         return m;
     }

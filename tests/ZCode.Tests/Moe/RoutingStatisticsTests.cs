@@ -48,8 +48,14 @@ public class RoutingStatisticsTests
             Assert.That(usage["fra_Latn"][l], Is.EqualTo(Row(1)).Within(1e-12));
         }
 
+        // Imbalance over both rows (all languages): max / mean of the routed counts per expert.
+        var perExpert = new[] { counts[0, 0] + counts[1, 0], counts[0, 1] + counts[1, 1], counts[0, 2] + counts[1, 2] };
+        double imbalance = perExpert.Max() / perExpert.Average();
+        Assert.That(stats.LoadImbalance(), Is.EqualTo(new[] { imbalance, imbalance }).Within(1e-12));
+
         stats.Reset();
         Assert.That(stats.ExpertUsageByLanguage(), Is.Empty);
+        Assert.That(stats.LoadImbalance(), Is.Empty);
     }
 
     [Test]
