@@ -1,5 +1,9 @@
-// Measures checkpoints for bench/expert-surgery.sh: token-level validation NLL on the config's data.valid,
-// and greedy decoding time over the first validation sentences.
+// Measures checkpoints for bench/expert-surgery.sh and bench/pruned-decode.sh: token-level validation NLL on the
+// config's data.valid, and greedy decoding time over the first validation sentences.
+//   ExpertProbe valid-loss CKPT
+//   ExpertProbe decode-time CKPT [CKPT ...] [--sentences N] [--passes P] [--max-len L]
+// decode-time loads every checkpoint first and then alternates passes between them, so machine noise hits all
+// alike; per checkpoint it reports the best pass (seconds and output tokens per second).
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using TorchSharp;
@@ -9,44 +13,72 @@ using ZCode.Evaluation;
 
 if (args.Length < 2 || args[0] is not ("valid-loss" or "decode-time"))
 {
-    Console.Error.WriteLine("usage: ExpertProbe valid-loss|decode-time CKPT [SENTENCES]");
+    Console.Error.WriteLine("usage: ExpertProbe valid-loss CKPT | decode-time CKPT [CKPT ...] [--sentences N] [--passes P] [--max-len L]");
     return 2;
 }
 torch.set_num_threads(1);
-var ckpt = CheckpointReader.Load(args[1]);
-var data = DataSource.Load(ckpt.Config, ckpt.Config.BaseDirectory);
-var result = new JsonObject { ["checkpoint"] = ckpt.Directory, ["experts"] = ckpt.Config.Model.Moe.Experts, ["step"] = ckpt.Step };
 if (args[0] == "valid-loss")
 {
-    result["valid_nll"] = ModelProbe.ValidNll(ckpt.Model, data.ValidSets.SelectMany(s => data.ValidBatches(s)));
-}
-else
-{
-    int sentences = args.Length > 2 ? int.Parse(args[2]) : 64;
-    var batches = data.ValidBatches(data.ValidSets[0], 512).ToList();
-    var tok = data.Tokenizer;
-    // Warm-up on one batch, then time every batch until `sentences` sentences were decoded, best of 3 passes.
-    // Greedy decoding (beam 1, incremental decoder), at most 40 tokens per sentence.
-    var greedy = new BeamSearchOptions { Beam = 1, MaxLenA = 0, MaxLenB = 40 };
-    var warm = new BeamSearchOptions { Beam = 1, MaxLenA = 0, MaxLenB = 8 };
-    using (var _ = torch.NewDisposeScope()) BatchedDecoder.Decode(ckpt.Model, batches[0].Examples.Select(e => e.Source).ToList(), tok.BosId, tok.EosId, warm, batches[0].Size);
-    double best = double.MaxValue;
-    int done = 0;
-    for (int pass = 0; pass < 3; pass++)
+    var ckpt = CheckpointReader.Load(args[1]);
+    var data = DataSource.Load(ckpt.Config, ckpt.Config.BaseDirectory);
+    Console.WriteLine(new JsonObject
     {
-        done = 0;
+        ["checkpoint"] = ckpt.Directory, ["experts"] = ckpt.Config.Model.Moe.Experts, ["step"] = ckpt.Step,
+        ["valid_nll"] = ModelProbe.ValidNll(ckpt.Model, data.ValidSets.SelectMany(s => data.ValidBatches(s))),
+    }.ToJsonString());
+    return 0;
+}
+
+int Option(string name, int fallback)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1]) : fallback;
+}
+int sentences = Option("--sentences", 64), passes = Option("--passes", 3), maxLen = Option("--max-len", 40);
+var paths = args.Skip(1).TakeWhile(a => !a.StartsWith("--")).ToList();
+var probes = paths.Select(p =>
+{
+    var ckpt = CheckpointReader.Load(p);
+    var data = DataSource.Load(ckpt.Config, ckpt.Config.BaseDirectory);
+    var batches = data.ValidBatches(data.ValidSets[0], 512).ToList();
+    return (Ckpt: ckpt, Tok: data.Tokenizer, Batches: batches, Best: double.MaxValue, Tokens: 0L, Done: 0);
+}).ToArray();
+
+// Greedy decoding (beam 1, incremental decoder with KV cache), at most maxLen tokens per sentence.
+var greedy = new BeamSearchOptions { Beam = 1, MaxLenA = 0, MaxLenB = maxLen };
+var warm = new BeamSearchOptions { Beam = 1, MaxLenA = 0, MaxLenB = 8 };
+for (int pass = -1; pass < passes; pass++)
+{
+    for (int i = 0; i < probes.Length; i++)
+    {
+        ref var p = ref probes[i];
+        using var scope = torch.NewDisposeScope();
+        if (pass < 0) // warm-up
+        {
+            var b0 = p.Batches[0];
+            BatchedDecoder.Decode(p.Ckpt.Model, b0.Examples.Select(e => e.Source).ToList(), p.Tok.BosId, p.Tok.EosId, warm, b0.Size);
+            continue;
+        }
+        int done = 0;
+        long tokens = 0;
         var clock = Stopwatch.StartNew();
-        foreach (var b in batches)
+        foreach (var b in p.Batches)
         {
             if (done >= sentences) break;
-            using var scope = torch.NewDisposeScope();
-            BatchedDecoder.Decode(ckpt.Model, b.Examples.Select(e => e.Source).ToList(), tok.BosId, tok.EosId, greedy, b.Size);
+            using var batchScope = torch.NewDisposeScope();
+            var hyps = BatchedDecoder.Decode(p.Ckpt.Model, b.Examples.Select(e => e.Source).ToList(), p.Tok.BosId, p.Tok.EosId, greedy, b.Size);
+            tokens += hyps.Sum(h => (long)h.Tokens.Length);
             done += b.Size;
         }
-        best = Math.Min(best, clock.Elapsed.TotalSeconds);
+        double seconds = clock.Elapsed.TotalSeconds;
+        if (seconds < p.Best) (p.Best, p.Tokens, p.Done) = (seconds, tokens, done);
     }
-    result["sentences"] = done;
-    result["decode_seconds"] = Math.Round(best, 3);
 }
-Console.WriteLine(result.ToJsonString());
+foreach (var p in probes)
+    Console.WriteLine(new JsonObject
+    {
+        ["checkpoint"] = p.Ckpt.Directory, ["experts"] = p.Ckpt.Config.Model.Moe.Experts, ["step"] = p.Ckpt.Step,
+        ["sentences"] = p.Done, ["output_tokens"] = p.Tokens, ["decode_seconds"] = Math.Round(p.Best, 3),
+        ["tokens_per_s"] = Math.Round(p.Tokens / p.Best, 1),
+    }.ToJsonString());
 return 0;

@@ -18,7 +18,7 @@ public sealed record MoeBenchResult(MoeBenchOptions Options, long Capacity, doub
 
 /// <summary>
 /// Times forward + backward of one MoE layer (fp32, training mode, same routing for both) with the index dispatch of
-/// <see cref="MoeLayer"/> and with the one-hot einsum dispatch of <see cref="MoeEinsumDispatch"/>. The two run
+/// <see cref="MoeLayer"/> (<see cref="MoeLayer.RunExperts"/>, the path training uses) and with the one-hot einsum dispatch of <see cref="MoeEinsumDispatch"/>. The two run
 /// alternately in one loop, so machine noise hits both alike; each reports its median.
 /// </summary>
 public static class MoeLayerBenchmark
@@ -79,9 +79,8 @@ public static class MoeLayerBenchmark
         }
         else
         {
-            var plan = MoeDispatchPlan.From(r);
-            y = layer.Combine(layer.ExpertForward(layer.Dispatch(xi, plan, r.Capacity)), plan, xi.shape[0]);
-            bytes = IndexDispatchBytes(r, plan);
+            y = layer.RunExperts(xi, r);
+            bytes = IndexDispatchBytes(r, MoeDispatchPlan.From(r));
         }
         y.backward(new[] { upstream });
         double ms = clock.Elapsed.TotalMilliseconds;

@@ -32,7 +32,7 @@ public class MoeDispatchEquivalenceTests
         var xData = randn(tokens, d);
         var upstream = randn(tokens, d);
 
-        (Tensor Y, Tensor GradX, Dictionary<string, Tensor> Grads, long Dropped) Run(bool einsumPath)
+        (Tensor Y, Tensor GradX, Dictionary<string, Tensor> Grads, long Dropped) Run(bool einsumPath, bool packed = false)
         {
             layer.zero_grad();
             layer.Seed = 99;   // restart the layer's generator: identical random priorities on both paths
@@ -42,6 +42,10 @@ public class MoeDispatchEquivalenceTests
             if (einsumPath)
             {
                 y = MoeEinsumDispatch.Forward(layer, x, r, out _);
+            }
+            else if (packed)
+            {
+                y = layer.RunExperts(x, r);   // the forward's path: per-expert matmuls on the kept rows only
             }
             else
             {
@@ -55,6 +59,11 @@ public class MoeDispatchEquivalenceTests
 
         var index = Run(einsumPath: false);
         var dense = Run(einsumPath: true);
+        var packedRun = Run(einsumPath: false, packed: true);
+        Assert.That(MaxDiff(packedRun.Y, dense.Y), Is.LessThan(1e-5), "packed output");
+        Assert.That(MaxDiff(packedRun.GradX, dense.GradX), Is.LessThan(1e-5), "packed grad x");
+        foreach (var name in packedRun.Grads.Keys)
+            Assert.That(MaxDiff(packedRun.Grads[name], dense.Grads[name]), Is.LessThan(1e-5), $"packed grad {name}");
         if (cf < 1) Assert.That(index.Dropped, Is.GreaterThan(0), "the case needs drops");
         else Assert.That(index.Dropped, Is.EqualTo(0));
         Assert.That(dense.Dropped, Is.EqualTo(index.Dropped), "same routing");

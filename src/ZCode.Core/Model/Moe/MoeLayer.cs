@@ -21,7 +21,7 @@ namespace ZCode.Model.Moe;
 /// <para>Capacity counts real tokens only (S = unmasked tokens of this forward): masked tokens take no capacity.
 /// DeepSpeed counts all rows, padding included; without a mask the two agree.</para>
 /// </summary>
-public sealed class MoeLayer : Module<Tensor, Tensor?, Tensor>
+public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
 {
     private readonly Linear router;
     private Parameter w1;
@@ -175,11 +175,7 @@ public sealed class MoeLayer : Module<Tensor, Tensor?, Tensor>
         var r = RouteTokens(x2, mask);
         if (r.Capacity == 0 || s == 0) return zeros_like(x);
 
-        var plan = MoeDispatchPlan.From(r);
-        var dispatched = Dispatch(x2, plan, r.Capacity);
-        // Between these two calls the parallel engine puts its all-to-alls (DESIGN.md §5.6): both sides are [E, C, d].
-        var expertOut = ExpertForward(dispatched);
-        return Combine(expertOut, plan, s).view(x.shape);
+        return RunExperts(x2, r).view(x.shape);
     }
 
     /// <summary>Router (fp32, with training noise) and <see cref="MoeRouting.Route"/>; records losses and statistics.</summary>
