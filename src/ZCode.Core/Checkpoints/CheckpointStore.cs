@@ -46,14 +46,22 @@ public sealed class CheckpointStore
                && long.TryParse(name.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out var s) ? s : null;
     }
 
+    /// <summary>Where the files of step <paramref name="step"/>'s checkpoint are written before the rename (other ranks
+    /// write their shard files there while rank 0 saves).</summary>
+    public string TmpDirOf(long step) => Path.Combine(root, StepDirName(step)) + TmpSuffix;
+
     /// <summary>Saves weights (shared + per-layer experts), optimizer state when given, and the manifest (to which
-    /// step, format, layout and the file list are added). Returns the final directory.</summary>
-    public string Save(long step, Seq2SeqTransformer model, AdamW? optimizer, JsonObject manifest)
+    /// step, format, layout and the file list are added). <paramref name="extraFiles"/>, when given, runs once the
+    /// temporary directory exists and before anything else is written: it writes further files there (other ranks'
+    /// shards) and records them in the manifest's file list, so they are checksummed and renamed with the rest.
+    /// Returns the final directory.</summary>
+    public string Save(long step, Seq2SeqTransformer model, AdamW? optimizer, JsonObject manifest,
+        Action<string, JsonObject>? extraFiles = null)
     {
         Directory.CreateDirectory(root);
         var finalDir = Path.Combine(root, StepDirName(step));
         manifest["step"] = step;
-        WriteDirectory(finalDir, model, optimizer, manifest);
+        WriteDirectory(finalDir, model, optimizer, manifest, extraFiles);
         FaultHook?.Invoke("latest");
         WriteDurably(Path.Combine(root, ".latest.tmp"), StepDirName(step) + "\n");
         File.Move(Path.Combine(root, ".latest.tmp"), Path.Combine(root, "latest"), overwrite: true);
@@ -66,7 +74,8 @@ public sealed class CheckpointStore
     /// Writes a complete checkpoint directory at <paramref name="finalDir"/> crash-safely (a .tmp sibling, fsync,
     /// manifest last, rename). Used for step checkpoints and for the outputs of aggregation and pruning.
     /// </summary>
-    public static void WriteDirectory(string finalDir, Seq2SeqTransformer model, AdamW? optimizer, JsonObject manifest)
+    public static void WriteDirectory(string finalDir, Seq2SeqTransformer model, AdamW? optimizer, JsonObject manifest,
+        Action<string, JsonObject>? extraFiles = null)
     {
         manifest["step"] ??= 0;
         var tmpDir = finalDir + TmpSuffix;
@@ -75,7 +84,8 @@ public sealed class CheckpointStore
         Directory.CreateDirectory(tmpDir);
 
         var files = new JsonObject();
-        void Record(string name, WrittenFile w) => files[name] = new JsonObject { ["size"] = w.Size, ["sha256"] = w.Sha256 };
+        void Record(string name, WrittenFile w) => files[name] = FileEntry(w);
+        extraFiles?.Invoke(tmpDir, files);
 
         var layers = CheckpointFormat.MoeLayers(model);
         var jobs = new List<(string File, List<(string, Tensor)> Tensors)>
@@ -132,6 +142,9 @@ public sealed class CheckpointStore
         FsyncDirectory(Path.GetDirectoryName(finalDir)!);
         if (aside is not null) Directory.Delete(aside, recursive: true);
     }
+
+    /// <summary>The manifest's record of one written file.</summary>
+    public static JsonObject FileEntry(WrittenFile w) => new() { ["size"] = w.Size, ["sha256"] = w.Sha256 };
 
     private static List<(string, TorchSharp.torch.Tensor)> ExpertTensors(MoeLayerRef layer, Func<string, TorchSharp.torch.Tensor> stacked)
     {
