@@ -53,6 +53,7 @@ public static class CliApp
         }
         catch (UserInputException e)
         {
+            ZCode.Parallel.Communicators.AbortJob(e.Message, ExitBadInput); // in a multi-rank job: name the rank, end the job
             stderr.WriteLine(e.Message);
             return ExitBadInput;
         }
@@ -64,6 +65,7 @@ public static class CliApp
         catch (Exception e) when (Environment.GetEnvironmentVariable("ZCODE_DEBUG") != "1")
         {
             var inner = e is TypeInitializationException { InnerException: not null } t ? t.InnerException! : e;
+            ZCode.Parallel.Communicators.AbortJob($"error: {inner.Message}", ExitRuntime);
             stderr.WriteLine($"zcode: error: {inner.Message}");
             return ExitRuntime;
         }

@@ -5,14 +5,15 @@ using ZCode.Benchmarks;
 
 namespace ZCode.Cli.Commands;
 
-/// <summary>`zcode bench moe|train`: throughput measurements (see bench/RESULTS.md for recorded figures).</summary>
+/// <summary>`zcode bench moe|train|comm`: throughput measurements (see bench/RESULTS.md for recorded figures).</summary>
 internal static class BenchCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("bench", "Benchmarks: one MoE layer (index vs einsum dispatch), full training steps");
+        var cmd = new Command("bench", "Benchmarks: one MoE layer (index vs einsum dispatch), full training steps, collectives");
         cmd.Add(Moe());
         cmd.Add(Train());
+        cmd.Add(BenchCommCommand.Create());
         return cmd;
     }
 

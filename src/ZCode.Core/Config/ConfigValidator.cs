@@ -165,6 +165,7 @@ public static class ConfigValidator
             "parallel.expert_parallel", "model.moe.experts");
         check.OneOf("parallel.zero_stage", p.ZeroStage, 0, 1, 2);
         check.AnyValue("parallel.offload_optimizer");
+        check.AtLeast("parallel.timeout_s", p.TimeoutS, 1);
     }
 
     private static void Eval(EvalConfig e, ValueChecker check)

@@ -159,6 +159,8 @@ public sealed class ParallelConfig
     public int ExpertParallel { get; set; } = 1;
     public int ZeroStage { get; set; } = 0;
     public bool OffloadOptimizer { get; set; } = false;
+    /// <summary>Seconds a collective may wait for the other ranks before the run fails naming this rank.</summary>
+    public int TimeoutS { get; set; } = 300;
 }
 
 /// <summary>Decoding and scoring.</summary>

@@ -66,7 +66,7 @@ public class ConfigErrorTests
     public void UnknownKey_NothingClose_ListsValidKeys()
     {
         var message = ExpectError("parallel:\n  banana: 1\n", "2:3");
-        Assert.That(message, Is.EqualTo("unknown key 'banana' in parallel (valid keys: backend, expert_parallel, zero_stage, offload_optimizer)"));
+        Assert.That(message, Is.EqualTo("unknown key 'banana' in parallel (valid keys: backend, expert_parallel, zero_stage, offload_optimizer, timeout_s)"));
     }
 
     [Test]

@@ -1,0 +1,78 @@
+using ZCode.Config;
+using ZCode.Parallel.Mpi;
+
+namespace ZCode.Parallel;
+
+/// <summary>
+/// Builds the world communicator for <c>parallel.backend</c> (DESIGN.md §7):
+/// <list type="bullet">
+/// <item><c>auto</c>: nccl when training on CUDA under a multi-process MPI launch, local for one CUDA process (NCCL
+/// would only add a dependency), mpi for CPU training started by an MPI launcher (mpirun, srun, PMI), else local.</item>
+/// <item><c>mpi</c> without a launcher: Open MPI's singleton init, a world of 1.</item>
+/// <item><c>nccl</c>: bootstraps over MPI (world of 1 without a launcher) and uses GPU <c>local rank</c>.</item>
+/// </list>
+/// </summary>
+public static class Communicators
+{
+    /// <summary>The backend <paramref name="backend"/> resolves to; throws <see cref="UserInputException"/> for a launch
+    /// zcode cannot bootstrap (a torchrun-style launcher starts no MPI).</summary>
+    public static string Resolve(string backend, bool cudaDevice, LaunchEnvironment launch)
+    {
+        if (launch.Launcher == LaunchEnvironment.Torchrun && launch.WorldSize > 1 && backend != "local")
+            throw new UserInputException(
+                $"parallel.backend: RANK/WORLD_SIZE come from a torchrun-style launcher ({launch.WorldSize} ranks), but zcode's " +
+                "mpi and nccl backends bootstrap over MPI: start the ranks with mpirun or srun instead");
+        return backend switch
+        {
+            "auto" when cudaDevice && launch.IsMpiLauncher && launch.WorldSize > 1 => "nccl",
+            "auto" when cudaDevice => "local", // one CUDA process: the mpi backend moves CPU tensors only
+            "auto" when launch.IsMpiLauncher => "mpi",
+            "auto" => "local",
+            "local" or "mpi" or "nccl" => backend,
+            _ => throw new UserInputException($"parallel.backend: expected one of auto, local, mpi, nccl, got '{backend}'"),
+        };
+    }
+
+    /// <summary>The world communicator for <paramref name="config"/>'s parallel section; <paramref name="cudaDevice"/>
+    /// says whether training runs on CUDA (train.device).</summary>
+    public static ICommunicator Create(ParallelConfig config, bool cudaDevice)
+        => Create(config.Backend, TimeSpan.FromSeconds(config.TimeoutS), cudaDevice, LaunchEnvironment.Current());
+
+    public static ICommunicator Create(string backend, TimeSpan timeout, bool cudaDevice, LaunchEnvironment launch)
+    {
+        var resolved = Resolve(backend, cudaDevice, launch);
+        if (resolved == "local" && launch.WorldSize > 1)
+            throw new UserInputException($"parallel.backend: local runs one process, but the launcher ({launch.Launcher}) started " +
+                                         $"{launch.WorldSize}; use auto, mpi or nccl");
+        switch (resolved)
+        {
+            case "local":
+                return new LocalCommunicator();
+            case "mpi":
+                return MpiCommunicator.World(timeout);
+            default:
+                var world = MpiCommunicator.World(timeout);
+                try
+                {
+                    return NcclCommunicator.Create(world, launch.LocalRank, timeout);
+                }
+                catch
+                {
+                    world.Dispose();
+                    throw;
+                }
+        }
+    }
+
+    /// <summary>
+    /// Reports a fatal error of this rank so the whole job ends now instead of peers waiting out their timeouts:
+    /// in a multi-process MPI job it prints "zcode: rank R: message" and calls MPI_Abort (does not return);
+    /// otherwise it returns false and the caller reports the error as usual.
+    /// </summary>
+    public static bool AbortJob(string message, int exitCode = 1)
+    {
+        if (!MpiRuntime.IsInitialized || MpiRuntime.WorldSize <= 1) return false;
+        MpiRuntime.AbortJob(message, exitCode);
+        return true;
+    }
+}
