@@ -55,7 +55,7 @@ public sealed class ParallelLayout : IDisposable
     }
 
     /// <summary>One process: every group is this process alone.</summary>
-    public static ParallelLayout Single() => Create(new SelfCommunicator(), 1, ownsWorld: true);
+    public static ParallelLayout Single() => Create(new LocalCommunicator(), 1, ownsWorld: true);
 
     public void Dispose()
     {
