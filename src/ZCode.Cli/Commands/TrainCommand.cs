@@ -92,8 +92,9 @@ internal static class TrainCommand
         foreach (var c in data.Corpora)
             log.Information("corpus {Key}: {Kept} of {Lines} lines kept ({Empty} empty, {Long} too long)",
                 c.Key, c.Kept, c.Lines, c.SkippedEmpty, c.SkippedTooLong);
-        // Every rank builds the same initial weights from train.seed, so no broadcast is needed.
-        var model = new Seq2SeqTransformer(cfg.Model, data.Tokenizer.PadId);
+        // Every rank builds the same initial weights from train.seed (its block of experts under expert parallelism), so
+        // no broadcast is needed.
+        var model = new Seq2SeqTransformer(cfg.Model, data.Tokenizer.PadId, layout.ModelExpertGroup);
         model.ComputeDtype = cfg.Train.Dtype == "bfloat16" ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32;
         MoeSeeding.Apply(model, cfg.Train.Seed);
         log.Information("output directory {Dir}", Path.GetFullPath(outputDir));

@@ -102,8 +102,8 @@ public sealed partial class DataSource
             throw new UserInputException($"data.temperature must be a positive number, got {data.Temperature}");
         if (MicroBatchTokens(config.Train, dataParallel) < data.MaxLen)
             throw new UserInputException(
-                $"train.tokens_per_batch / (train.grad_accumulation x {dataParallel} ranks) " +
-                $"({MicroBatchTokens(config.Train, dataParallel)}) is smaller than data.max_len ({data.MaxLen}): " +
+                (dataParallel > 1 ? $"train.tokens_per_batch / (train.grad_accumulation x {dataParallel} ranks)" : "train.tokens_per_batch / train.grad_accumulation") +
+                $" ({MicroBatchTokens(config.Train, dataParallel)}) is smaller than data.max_len ({data.MaxLen}): " +
                 "a micro-batch must hold at least one longest sequence");
         if (config.Model.VocabSize < tokenizer.VocabSize)
             throw new UserInputException(

@@ -41,6 +41,9 @@ public sealed class ParallelLayout : IDisposable
     /// <summary>Which expert group this rank belongs to (rank / expert_parallel).</summary>
     public int ExpertGroupIndex => World.Rank / ExpertParallel;
 
+    /// <summary>The expert group as the model takes it (null when every rank holds every expert).</summary>
+    public ExpertParallelGroup? ModelExpertGroup => ExpertParallel > 1 ? new ExpertParallelGroup(ExpertGroup) : null;
+
     /// <summary>Builds the groups with <see cref="ICommunicator.Split"/> (a collective: every rank calls it).</summary>
     public static ParallelLayout Create(ICommunicator world, int expertParallel, bool ownsWorld = false)
     {

@@ -41,7 +41,7 @@ public sealed class ParallelOptimizer : IDisposable
             if (!p.requires_grad) continue;
             bool decay = OptimizerFactory.Decays(name, p);
             if (expertOf.TryGetValue(name, out var layer))
-                experts.Add((name, p, decay, layout.ExpertGroup.Rank * layer.Layer.Experts));
+                experts.Add((name, p, decay, layer.Layer.FirstExpert));
             else
                 dense.Add((name, p, decay, -1));
         }
