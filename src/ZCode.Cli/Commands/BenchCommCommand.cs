@@ -29,9 +29,21 @@ internal static class BenchCommCommand
             DefaultValueFactory = _ => int.MaxValue,
         };
         var json = new Option<bool>("--json") { Description = "print one JSON line (rank 0)" };
+        var failRank = new Option<int>("--fail-rank")
+        {
+            Description = "diagnostic: rank R fails after the first verified collective (see --fail-mode), to check that the " +
+                          "whole job then ends with the failure named (default: none)",
+            DefaultValueFactory = _ => -1,
+        };
+        var failMode = new Option<string>("--fail-mode")
+        {
+            Description = "how --fail-rank fails: raise (an error: the job aborts at once naming the rank), stall (stops " +
+                          "responding: the others time out after parallel.timeout_s), kill (SIGKILL to itself)",
+            DefaultValueFactory = _ => "raise",
+        };
         var cmd = new Command("comm", "Run, verify and time every collective (all-reduce, reduce-scatter, all-gather, all-to-all, " +
                                       "all-to-all-v, broadcast, barrier) on the parallel backend; start it with mpirun for several ranks")
-            { config, sets, sizeMb, iters, backend, dtype, maxChunk, json };
+            { config, sets, sizeMb, iters, backend, dtype, maxChunk, json, failRank, failMode };
         cmd.SetAction(parse =>
         {
             var cfg = CommonOptions.LoadConfig(parse.GetValue(config), parse.GetValue(sets) ?? []);
@@ -53,7 +65,12 @@ internal static class BenchCommCommand
             MpiCommunicator.MaxChunk = chunk;
             using var comm = Communicators.Create(name, TimeSpan.FromSeconds(cfg.Parallel.TimeoutS), cuda, launch);
             var device = comm.Backend == "nccl" ? new torch.Device(DeviceType.CUDA, launch.LocalRank) : torch.CPU;
-            var options = new CommBenchOptions((long)(mb * 1048576), iterations, scalar);
+            int fail = parse.GetValue(failRank);
+            if (fail < -1 || fail >= comm.Size) throw new UserInputException($"--fail-rank: must be a rank below {comm.Size} (or -1 for none), got {fail}");
+            var mode = parse.GetValue(failMode)!;
+            if (!Enum.TryParse<CommBenchFailure>(mode, ignoreCase: true, out var failure) || mode != mode.ToLowerInvariant())
+                throw new UserInputException($"--fail-mode: expected raise, stall or kill, got '{mode}'");
+            var options = new CommBenchOptions((long)(mb * 1048576), iterations, scalar, FailRank: fail, FailMode: failure);
             List<CommBenchRow> rows;
             try
             {

@@ -5,8 +5,13 @@ using static TorchSharp.torch;
 
 namespace ZCode.Benchmarks;
 
-/// <summary>Message size, timed iterations and element type of <see cref="CommBenchmark"/>.</summary>
-public sealed record CommBenchOptions(long Bytes, int Iterations, ScalarType Dtype, int Warmup = 1);
+/// <summary>How the --fail-rank diagnostic fails: throw, stop responding, or SIGKILL itself.</summary>
+public enum CommBenchFailure { Raise, Stall, Kill }
+
+/// <summary>Message size, timed iterations and element type of <see cref="CommBenchmark"/>; rank <c>FailRank</c>
+/// (if any) fails after the first verified collective, to exercise the job-abort and timeout paths.</summary>
+public sealed record CommBenchOptions(long Bytes, int Iterations, ScalarType Dtype, int Warmup = 1, int FailRank = -1,
+    CommBenchFailure FailMode = CommBenchFailure.Raise);
 
 /// <summary>One collective's figures (nccl-tests conventions): mean time per call of the slowest rank, algorithm
 /// bandwidth = bytes / time, bus bandwidth = algorithm bandwidth x the collective's link-traffic factor.</summary>
@@ -53,6 +58,8 @@ public static class CommBenchmark
                 Agree(comm, Collectives[c], bench.Check(it), device);
             }
             times[c] = total / o.Iterations;
+            if (comm.Rank == o.FailRank)
+                Fail(o.FailMode, Collectives[c], o.FailRank);
         }
         // Report the slowest rank's mean: a collective finishes when its last rank does.
         using (var t = tensor(times, device: device))
@@ -67,6 +74,20 @@ public static class CommBenchmark
             rows.Add(new CommBenchRow(Collectives[c], bench, times[c], alg, alg * BusFactor(Collectives[c], p)));
         }
         return rows;
+    }
+
+    private static void Fail(CommBenchFailure mode, string after, int rank)
+    {
+        switch (mode)
+        {
+            case CommBenchFailure.Kill:
+                Process.GetCurrentProcess().Kill(); // SIGKILL: no handler, no MPI_Abort, like an OOM kill
+                break;
+            case CommBenchFailure.Stall:
+                Thread.Sleep(Timeout.Infinite);
+                break;
+        }
+        throw new InvalidOperationException($"bench comm: simulated failure after {after} (--fail-rank {rank})");
     }
 
     /// <summary>Bytes counted per call (nccl-tests: the larger of the send and receive buffers).</summary>

@@ -57,11 +57,12 @@ public abstract class OptimizerStateSource : IDisposable
     }
 }
 
-/// <summary>Stage-0 checkpoints: optimizer-shared.safetensors ({name}.exp_avg ...) and one optimizer file per MoE
-/// layer (expert.{e}.{param}.exp_avg ...).</summary>
+/// <summary>Stage-0 checkpoints: optimizer-shared.safetensors ({name}.exp_avg ...) and, per MoE layer, the optimizer
+/// file of the whole layer or of expert-parallel blocks (expert.{e}.{param}.exp_avg ...).</summary>
 internal sealed class PerParameterStateSource : OptimizerStateSource
 {
     private readonly string dir;
+    private readonly List<string> files;
     private readonly Dictionary<string, (int Layer, string Param)> expertParams = new(StringComparer.Ordinal);
     private readonly Dictionary<string, SafeTensors.Reader> readers = new(StringComparer.Ordinal);
     private readonly long step;
@@ -69,6 +70,7 @@ internal sealed class PerParameterStateSource : OptimizerStateSource
     public PerParameterStateSource(string dir, JsonObject manifest)
     {
         this.dir = dir;
+        files = ((JsonObject)manifest["files"]!).Select(kv => kv.Key).ToList();
         if (manifest["moe_layers"] is JsonArray layers)
             foreach (var l in layers)
                 foreach (var p in CheckpointFormat.ExpertParams)
@@ -90,13 +92,22 @@ internal sealed class PerParameterStateSource : OptimizerStateSource
 
     public override void Read(string name, int expert, string field, long start, Tensor dst)
     {
-        var (file, key) = expert < 0
-            ? (CheckpointFormat.OptimizerSharedFile, $"{name}.{field}")
-            : expertParams.TryGetValue(name, out var e)
-                ? (CheckpointFormat.OptimizerExpertFile(e.Layer), $"{CheckpointFormat.ExpertTensor(expert, e.Param)}.{field}")
-                : throw new UserInputException($"{dir}: no MoE layer holds {name}");
-        var reader = Reader(file);
-        if (!reader.Contains(key)) throw new UserInputException($"{Path.Combine(dir, file)}: has no {key}; the checkpoint does not fit this model");
+        SafeTensors.Reader? reader;
+        string key;
+        if (expert < 0)
+        {
+            key = $"{name}.{field}";
+            reader = Reader(CheckpointFormat.OptimizerSharedFile);
+        }
+        else
+        {
+            if (!expertParams.TryGetValue(name, out var e)) throw new UserInputException($"{dir}: no MoE layer holds {name}");
+            key = $"{CheckpointFormat.ExpertTensor(expert, e.Param)}.{field}";
+            reader = files.Where(f => CheckpointFormat.IsExpertFileOf(f, e.Layer, optimizer: true)).Select(Reader)
+                .FirstOrDefault(r => r.Contains(key));
+        }
+        if (reader is null || !reader.Contains(key))
+            throw new UserInputException($"{dir}: no optimizer file holds {key}; the checkpoint does not fit this model");
         using var full = reader.Read(key);
         using var flat = full.view(-1);
         using var piece = flat.narrow(0, start, dst.numel());

@@ -54,75 +54,39 @@ public sealed partial class Trainer
     };
 
     /// <summary>
-    /// Saves a checkpoint from every rank. Rank 0 writes the shared files (weights, stage-0 optimizer state, manifest)
-    /// through <see cref="CheckpointStore"/>; with ZeRO every rank writes its own optimizer shard into the same
-    /// temporary directory, and rank 0 lists each shard's size and SHA-256 (gathered from its writer) in the manifest
-    /// before the directory is renamed into place. A final barrier keeps every rank until the checkpoint is complete.
+    /// Saves a checkpoint from every rank, collectively (<see cref="CheckpointGroup"/>): rank 0 writes the shared
+    /// weights, the ranks of the first expert group their blocks of experts (with their stage-0 optimizer state), and
+    /// with ZeRO every rank its own optimizer shard; rank 0 lists every file's size and SHA-256 in the manifest before
+    /// the directory is renamed into place, and no rank goes on before the checkpoint is complete.
     /// </summary>
     private void Save(int step)
     {
-        var world = layout.World;
         bool sharded = optimizer.Stage > 0;
-        if (world.Size == 1 && !sharded)
-        {
-            var single = checkpoints.Save(step, model, optimizer.Full, BuildManifest());
-            observer.OnCheckpoint(step, single);
-            log.Information("saved checkpoint {Dir}", single);
-            return;
-        }
-        string? dir = null;
-        if (IsRank0)
-            dir = checkpoints.Save(step, model, optimizer.Full, BuildManifest(), sharded ? (tmp, files) =>
+        using var scope = NewDisposeScope();
+        CheckpointGroup? group = null;
+        if (layout.WorldSize > 1 || sharded)
+            group = CheckpointGroup.For(layout.World, model.ExpertGroup) with
             {
-                world.Barrier(); // the temporary directory exists: the other ranks write their shards now
-                var records = ExchangeShardRecords(WriteOwnShard(tmp));
-                for (int r = 0; r < records.Length; r++)
-                    files[ZeroShardStateSource.FileOf(r)] = CheckpointStore.FileEntry(records[r]);
-            } : null);
-        else if (sharded)
-        {
-            world.Barrier();
-            ExchangeShardRecords(WriteOwnShard(checkpoints.TmpDirOf(step)));
-        }
-        world.Barrier(); // rank 0 has renamed the directory and updated `latest`
+                ExtraFiles = sharded ? [(ZeroShardStateSource.FileOf(layout.Rank), ShardTensors())] : [],
+            };
+        var dir = checkpoints.Save(step, model, optimizer.Full, BuildManifest(), group);
         if (IsRank0)
         {
-            observer.OnCheckpoint(step, dir!);
+            observer.OnCheckpoint(step, dir);
             log.Information("saved checkpoint {Dir}", dir);
         }
     }
 
-    private WrittenFile WriteOwnShard(string tmpDir)
+    /// <summary>This rank's ZeRO slices: dense.* over the world's flat vector, expert.* over its expert-data-parallel group's.</summary>
+    private List<(string, Tensor)> ShardTensors()
     {
-        using var scope = NewDisposeScope();
         var d = optimizer.DenseShard!;
         var e = optimizer.ExpertShard!;
-        var tensors = new List<(string, Tensor)>
-        {
+        return
+        [
             ("dense.exp_avg", d.ExpAvg), ("dense.exp_avg_sq", d.ExpAvgSq), ("dense.step", tensor(d.Step)),
             ("expert.exp_avg", e.ExpAvg), ("expert.exp_avg_sq", e.ExpAvgSq), ("expert.step", tensor(e.Step)),
-        };
-        return SafeTensors.Write(Path.Combine(tmpDir, ZeroShardStateSource.FileOf(layout.Rank)), tensors);
-    }
-
-    /// <summary>All-gathers every rank's (size, SHA-256) so rank 0 can list the shard files in the manifest.</summary>
-    private WrittenFile[] ExchangeShardRecords(WrittenFile mine)
-    {
-        const int words = 5; // size + 32 hash bytes as 4 longs
-        var hash = Convert.FromHexString(mine.Sha256);
-        var local = new long[words];
-        local[0] = mine.Size;
-        for (int i = 0; i < 4; i++) local[1 + i] = BitConverter.ToInt64(hash, i * 8);
-        using var input = tensor(local);
-        using var output = zeros(new long[] { layout.WorldSize * words }, ScalarType.Int64);
-        layout.World.AllGather(input, output);
-        var all = output.data<long>().ToArray();
-        return Enumerable.Range(0, layout.WorldSize).Select(r =>
-        {
-            var bytes = new byte[32];
-            for (int i = 0; i < 4; i++) BitConverter.GetBytes(all[r * words + 1 + i]).CopyTo(bytes, i * 8);
-            return new WrittenFile(all[r * words], Convert.ToHexStringLower(bytes));
-        }).ToArray();
+        ];
     }
 
     /// <summary>Logs the layout and every rank's optimizer-state bytes (a collective: every rank calls it).</summary>
