@@ -36,7 +36,6 @@ internal static class TrainCommand
     private static int Run(string? configFile, string[] sets, string? outputDir, StartFrom start, TextWriter stdout, CancellationToken cancel)
     {
         var cfg = CommonOptions.LoadConfig(configFile, sets);
-        RejectUnavailableFeatures(cfg);
         var launch = LaunchEnvironment.Current();
         using var layout = ParallelLayout.Create(Communicators.Create(cfg.Parallel, cudaDevice: false), cfg.Parallel.ExpertParallel, ownsWorld: true);
         var world = layout.World;
@@ -138,14 +137,5 @@ internal static class TrainCommand
         world.Broadcast(stamp, 0);
         var s = stamp.item<long>().ToString(System.Globalization.CultureInfo.InvariantCulture);
         return Path.Combine("runs", $"{s[..8]}-{s[8..]}");
-    }
-
-    // Settings the schema already describes but this build cannot train with yet: refuse them clearly rather
-    // than silently training something else.
-    private static void RejectUnavailableFeatures(ZCodeConfig cfg)
-    {
-        if (cfg.Parallel.ExpertParallel != 1)
-            throw new UserInputException("parallel.expert_parallel: expert parallelism is not available in this build yet; set it to 1 " +
-                                         "(data parallelism and ZeRO work at any world size)");
     }
 }

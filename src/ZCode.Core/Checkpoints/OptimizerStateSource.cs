@@ -57,20 +57,20 @@ public abstract class OptimizerStateSource : IDisposable
     }
 }
 
-/// <summary>Stage-0 checkpoints: optimizer-shared.safetensors ({name}.exp_avg ...) and per MoE layer one optimizer file,
-/// or one per expert block when expert-parallel ranks wrote it (expert.{e}.{param}.exp_avg ...).</summary>
+/// <summary>Stage-0 checkpoints: optimizer-shared.safetensors ({name}.exp_avg ...) and, per MoE layer, the optimizer
+/// file of the whole layer or of expert-parallel blocks (expert.{e}.{param}.exp_avg ...).</summary>
 internal sealed class PerParameterStateSource : OptimizerStateSource
 {
     private readonly string dir;
+    private readonly List<string> files;
     private readonly Dictionary<string, (int Layer, string Param)> expertParams = new(StringComparer.Ordinal);
     private readonly Dictionary<string, SafeTensors.Reader> readers = new(StringComparer.Ordinal);
-    private readonly List<string> files;
     private readonly long step;
 
     public PerParameterStateSource(string dir, JsonObject manifest)
     {
         this.dir = dir;
-        files = manifest["files"] is JsonObject listed ? listed.Select(kv => kv.Key).ToList() : [];
+        files = ((JsonObject)manifest["files"]!).Select(kv => kv.Key).ToList();
         if (manifest["moe_layers"] is JsonArray layers)
             foreach (var l in layers)
                 foreach (var p in CheckpointFormat.ExpertParams)
@@ -92,26 +92,26 @@ internal sealed class PerParameterStateSource : OptimizerStateSource
 
     public override void Read(string name, int expert, string field, long start, Tensor dst)
     {
-        var (file, key) = expert < 0
-            ? (CheckpointFormat.OptimizerSharedFile, $"{name}.{field}")
-            : expertParams.TryGetValue(name, out var e)
-                ? ExpertFileHolding(e.Layer, $"{CheckpointFormat.ExpertTensor(expert, e.Param)}.{field}")
-                : throw new UserInputException($"{dir}: no MoE layer holds {name}");
-        var reader = Reader(file);
-        if (!reader.Contains(key)) throw new UserInputException($"{Path.Combine(dir, file)}: has no {key}; the checkpoint does not fit this model");
+        SafeTensors.Reader? reader;
+        string key;
+        if (expert < 0)
+        {
+            key = $"{name}.{field}";
+            reader = Reader(CheckpointFormat.OptimizerSharedFile);
+        }
+        else
+        {
+            if (!expertParams.TryGetValue(name, out var e)) throw new UserInputException($"{dir}: no MoE layer holds {name}");
+            key = $"{CheckpointFormat.ExpertTensor(expert, e.Param)}.{field}";
+            reader = files.Where(f => CheckpointFormat.IsExpertFileOf(f, e.Layer, optimizer: true)).Select(Reader)
+                .FirstOrDefault(r => r.Contains(key));
+        }
+        if (reader is null || !reader.Contains(key))
+            throw new UserInputException($"{dir}: no optimizer file holds {key}; the checkpoint does not fit this model");
         using var full = reader.Read(key);
         using var flat = full.view(-1);
         using var piece = flat.narrow(0, start, dst.numel());
         dst.copy_(piece);
-    }
-
-    /// <summary>The optimizer file of MoE layer <paramref name="layer"/> (whole, or the block) that holds <paramref name="key"/>.</summary>
-    private (string File, string Key) ExpertFileHolding(int layer, string key)
-    {
-        var candidates = files.Where(f => CheckpointFormat.IsExpertFileOf(f, layer, optimizer: true)).ToList();
-        var file = candidates.FirstOrDefault(f => Reader(f).Contains(key)) ?? candidates.FirstOrDefault()
-                   ?? CheckpointFormat.OptimizerExpertFile(layer);
-        return (file, key);
     }
 
     public override void Dispose()

@@ -54,18 +54,22 @@ public sealed partial class Trainer
     };
 
     /// <summary>
-    /// Saves a checkpoint from every rank, collectively (<see cref="CheckpointGroup"/>): rank 0 writes the shared files
-    /// (weights, stage-0 optimizer state) and the manifest, the ranks of the first expert group their blocks of experts
-    /// (with their stage-0 optimizer state), and with ZeRO every rank its optimizer shard, all into the same temporary
-    /// directory; rank 0 lists every file's size and SHA-256 in the manifest before the directory is renamed into place.
+    /// Saves a checkpoint from every rank, collectively (<see cref="CheckpointGroup"/>): rank 0 writes the shared
+    /// weights, the ranks of the first expert group their blocks of experts (with their stage-0 optimizer state), and
+    /// with ZeRO every rank its own optimizer shard; rank 0 lists every file's size and SHA-256 in the manifest before
+    /// the directory is renamed into place, and no rank goes on before the checkpoint is complete.
     /// </summary>
     private void Save(int step)
     {
+        bool sharded = optimizer.Stage > 0;
         using var scope = NewDisposeScope();
-        var group = CheckpointGroup.For(layout.World, model.ExpertGroup, layout.World.Backend == "nccl" ? device : null);
-        if (optimizer.Stage > 0)
-            group = group with { ExtraFiles = [(ZeroShardStateSource.FileOf(layout.Rank), OwnShard())] };
-        var dir = checkpoints.Save(step, model, optimizer.Full, BuildManifest(), group: group);
+        CheckpointGroup? group = null;
+        if (layout.WorldSize > 1 || sharded)
+            group = CheckpointGroup.For(layout.World, model.ExpertGroup) with
+            {
+                ExtraFiles = sharded ? [(ZeroShardStateSource.FileOf(layout.Rank), ShardTensors())] : [],
+            };
+        var dir = checkpoints.Save(step, model, optimizer.Full, BuildManifest(), group);
         if (IsRank0)
         {
             observer.OnCheckpoint(step, dir);
@@ -73,8 +77,8 @@ public sealed partial class Trainer
         }
     }
 
-    /// <summary>This rank's ZeRO slices of the optimizer state (the step scalars are disposed by the caller's scope).</summary>
-    private List<(string, Tensor)> OwnShard()
+    /// <summary>This rank's ZeRO slices: dense.* over the world's flat vector, expert.* over its expert-data-parallel group's.</summary>
+    private List<(string, Tensor)> ShardTensors()
     {
         var d = optimizer.DenseShard!;
         var e = optimizer.ExpertShard!;

@@ -6,7 +6,8 @@ namespace ZCode.Tests.Cli;
 /// <summary>
 /// The acceptance rule of data parallelism through the real CLI under mpirun (separate processes, Open MPI backend,
 /// dropout on): `mpirun -np 2 zcode train` logs, at every step, the loss of one process trained with twice the gradient
-/// accumulation on the same global batch, within 1e-5 relative, for ZeRO 0 and ZeRO 2. Rank 0 alone writes
+/// accumulation on the same global batch, within 1e-5 relative, for ZeRO 0 and 2, and ZeRO 1 with the experts split
+/// over the two ranks (expert_parallel 2). Rank 0 alone writes
 /// metrics.jsonl and train.log; rank 1 its own train.rank1.log and its optimizer shard.
 /// </summary>
 [NonParallelizable]
@@ -63,16 +64,16 @@ public class ParallelCliTests
         var reference = Losses(single);
         Assert.That(reference, Has.Count.EqualTo(Steps));
 
-        foreach (var stage in new[] { 0, 2 })
+        foreach (var (stage, ep) in new[] { (0, 1), (2, 1), (1, 2) })
         {
-            var output = Path.Combine(root, $"np2-zero{stage}");
-            (code, text) = Launch(2, output, Settings("--set", $"parallel.zero_stage={stage}"));
+            var output = Path.Combine(root, $"np2-zero{stage}-ep{ep}");
+            (code, text) = Launch(2, output, Settings("--set", $"parallel.zero_stage={stage}", "--set", $"parallel.expert_parallel={ep}"));
             Assert.That(code, Is.EqualTo(0), text);
             var losses = Losses(output);
             Assert.That(losses, Has.Count.EqualTo(Steps), $"zero {stage}: rank 0 alone writes metrics.jsonl, once per step");
             for (int i = 0; i < Steps; i++)
                 Assert.That(Math.Abs(losses[i] - reference[i]) / reference[i], Is.LessThanOrEqualTo(1e-5),
-                    $"zero {stage}, step {i + 1}: {losses[i]} vs {reference[i]}");
+                    $"zero {stage}, expert_parallel {ep}, step {i + 1}: {losses[i]} vs {reference[i]}");
             Assert.That(File.ReadAllText(Path.Combine(output, "train.log")), Does.Contain("layout: 2 ranks"));
             Assert.That(File.Exists(Path.Combine(output, "train.rank1.log")), Is.True);
             var step5 = Path.Combine(output, "checkpoints", "step-0000005");

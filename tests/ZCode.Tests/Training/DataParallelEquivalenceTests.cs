@@ -40,22 +40,22 @@ public class DataParallelEquivalenceTests
     private static Recorder Train(ZCodeConfig cfg, int ranks, string output, string? resume = null)
     {
         torch.set_num_threads(1);
-        var models = new Seq2SeqTransformer[ranks];
-        var streams = new IBatchStream[ranks];
-        for (int r = 0; r < ranks; r++)
-        {
-            var data = DataSource.FromShards(cfg, dataParallel: ranks);
-            torch.manual_seed(cfg.Train.Seed);
-            models[r] = new Seq2SeqTransformer(cfg.Model, data.Tokenizer.PadId);
-            MoeSeeding.Apply(models[r], cfg.Train.Seed);
-            streams[r] = data.Train;
-        }
         Directory.CreateDirectory(output);
         var recorder = new Recorder();
+        var gate = new object();
         InProcessGroup.Run(ranks, comm =>
         {
             using var layout = ParallelLayout.Create(comm, cfg.Parallel.ExpertParallel);
-            var trainer = new Trainer(cfg, models[comm.Rank], streams[comm.Rank], output, Serilog.Core.Logger.None,
+            Seq2SeqTransformer model;
+            DataSource data;
+            lock (gate) // initial weights draw from torch's global generator, which the in-process ranks share
+            {
+                data = DataSource.FromShards(cfg, dataParallel: ranks);
+                torch.manual_seed(cfg.Train.Seed);
+                model = new Seq2SeqTransformer(cfg.Model, data.Tokenizer.PadId, layout.ModelExpertGroup);
+                MoeSeeding.Apply(model, cfg.Train.Seed);
+            }
+            var trainer = new Trainer(cfg, model, data.Train, output, Serilog.Core.Logger.None,
                 comm.Rank == 0 ? recorder : new Recorder(), layout: layout, bucketBytes: 1 << 16);
             if (resume is not null) trainer.Restore(resume);
             trainer.Run(CancellationToken.None);
@@ -84,10 +84,10 @@ public class DataParallelEquivalenceTests
     {
         const int steps = 4;
         var reference = Train(Config(steps, 2, 0, false), 1, Path.Combine(root, "ref")).Losses;
-        foreach (var (stage, offload) in new[] { (0, false), (1, false), (2, true) })
+        foreach (var (stage, offload, ep) in new[] { (0, false, 1), (1, false, 1), (2, true, 1), (0, false, 2), (2, false, 2) })
         {
-            var got = Train(Config(steps, 1, stage, offload), 2, Path.Combine(root, $"z{stage}{offload}")).Losses;
-            AssertSameLosses(got, reference, $"2 ranks, zero {stage}, offload {offload}");
+            var got = Train(Config(steps, 1, stage, offload, $"parallel.expert_parallel={ep}"), 2, Path.Combine(root, $"z{stage}{offload}{ep}")).Losses;
+            AssertSameLosses(got, reference, $"2 ranks, expert_parallel {ep}, zero {stage}, offload {offload}");
         }
         // And ZeRO in one process is the same optimizer as stage 0.
         AssertSameLosses(Train(Config(steps, 2, 1, true), 1, Path.Combine(root, "z1single")).Losses, reference, "1 rank, zero 1");
@@ -103,5 +103,8 @@ public class DataParallelEquivalenceTests
         Assert.That(File.Exists(Path.Combine(ckpt, "optimizer-zero-rank00001.safetensors")), Is.True);
         var resumed = Train(Config(4, 2, 0, false), 1, first, resume: ckpt).Losses;
         AssertSameLosses(resumed, full.Skip(2).ToList(), "resumed on 1 rank, zero 0");
+        // ... and on 2 ranks that split the experts (expert_parallel 2) with ZeRO 1: every slice finds its new owner.
+        var again = Train(Config(4, 1, 1, false, "parallel.expert_parallel=2"), 2, first, resume: ckpt).Losses;
+        AssertSameLosses(again, full.Skip(2).ToList(), "resumed on 2 expert-parallel ranks, zero 1");
     }
 }

@@ -209,7 +209,7 @@ public sealed class MoeLayer : Module<Tensor, Tensor?, Tensor>
 
         var plan = MoeDispatchPlan.From(r, stride);
         var dispatched = Dispatch(x2, plan, stride);
-        var expertOut = ExchangeAndRunExperts(dispatched);
+        var expertOut = ExchangeAndRunExperts(dispatched, r.Capacity);
         return Combine(expertOut, plan, s).view(x.shape);
     }
 
@@ -217,14 +217,30 @@ public sealed class MoeLayer : Module<Tensor, Tensor?, Tensor>
     /// The experts on an [E, C, d] dispatch buffer in global expert order, [E, C, d] out. Without expert parallelism
     /// this is <see cref="ExpertForward"/>. With P ranks: all-to-all (rank q receives every rank's [E/P, C, d] block for
     /// its experts), experts on [E/P, P*C, d], reverse all-to-all. Both exchanges are differentiable.
+    /// <para>Expert dropout under expert parallelism: each rank draws the mask of its own tokens where an unsplit layer
+    /// would ([E, own capacity, ffn], from its own generator at the same point of its forward) and sends it with them,
+    /// so the owner of an expert never draws for another rank's tokens and a rank's random stream is the one a single
+    /// process running its micro-batch has: data-parallel runs stay equal to one process, dropout included.</para>
     /// </summary>
-    public Tensor ExchangeAndRunExperts(Tensor dispatched)
+    /// <param name="dispatched">[E, C, d] buffer (C may be the group's largest capacity).</param>
+    /// <param name="ownCapacity">This rank's own capacity (the rows a single process would have); default C.</param>
+    public Tensor ExchangeAndRunExperts(Tensor dispatched, long ownCapacity = -1)
     {
         if (expertGroup is null) return ExpertForward(dispatched);
         long p = expertGroup.Size, el = LocalExperts, c = dispatched.shape[1], d = dispatched.shape[2];
+        Tensor? noise = null;
+        if (training && expertDropout > 0)
+        {
+            long own = ownCapacity < 0 ? c : ownCapacity;
+            var mine = DropoutNoise(new[] { Experts, own, (long)FfnDim }, dispatched.dtype, dispatched.device);
+            if (own < c) mine = functional.pad(mine, new long[] { 0, 0, 0, c - own });
+            var got = empty_like(mine);
+            expertGroup.Comm.AllToAll(mine.contiguous(), got);
+            noise = got.view(p, el, c, FfnDim).transpose(0, 1).reshape(el, p * c, FfnDim);
+        }
         var received = DifferentiableAllToAll.Apply(dispatched.contiguous(), expertGroup.Comm);   // [P, E/P, C, d]: source rank first
         var local = received.view(p, el, c, d).transpose(0, 1).reshape(el, p * c, d);
-        var output = ExpertForward(local);
+        var output = ExpertForward(local, noise);
         var back = output.view(el, p, c, d).transpose(0, 1).reshape(p * el, c, d);                // contiguous, destination rank first
         return DifferentiableAllToAll.Apply(back, expertGroup.Comm);
     }
@@ -290,7 +306,10 @@ public sealed class MoeLayer : Module<Tensor, Tensor?, Tensor>
     /// relu(x @ w1 + b1) (with expert dropout) @ w2 + b2 as two batched matmuls over the stacked weights, in the
     /// buffer's dtype. Empty (zero) rows are computed too; <see cref="Combine"/> never reads them.
     /// </summary>
-    public Tensor ExpertForward(Tensor dispatched)
+    /// <param name="dispatched">[E_local, C, d] buffer.</param>
+    /// <param name="dropoutNoise">Expert-dropout multiplier for the hidden activations [E_local, C, ffn] drawn by the
+    /// tokens' own ranks (expert parallelism); null draws it here.</param>
+    public Tensor ExpertForward(Tensor dispatched, Tensor? dropoutNoise = null)
     {
         if (dispatched.dim() != 3 || dispatched.shape[0] != LocalExperts || dispatched.shape[2] != DModel)
             throw new ArgumentException($"expected [{LocalExperts}, C, {DModel}], got [{string.Join(", ", dispatched.shape)}]", nameof(dispatched));
@@ -299,9 +318,14 @@ public sealed class MoeLayer : Module<Tensor, Tensor?, Tensor>
         // call in the wrong order (it computes batch2 + self @ batch1).
         var hidden = bmm(dispatched, Cast(w1, dtype)).add_(Cast(b1, dtype).unsqueeze(1));
         hidden = functional.relu(hidden);
-        if (training && expertDropout > 0) hidden = functional.dropout(hidden, expertDropout, training: true);
+        if (training && expertDropout > 0) hidden = hidden * (dropoutNoise ?? DropoutNoise(hidden.shape, hidden.dtype, hidden.device));
         return bmm(hidden, Cast(w2, dtype)).add_(Cast(b2, dtype).unsqueeze(1));
     }
+
+    /// <summary>Inverted-dropout multiplier (keep with probability 1 - p, scaled by 1 / (1 - p)) from torch's global
+    /// generator, as functional.dropout draws it on CPU; explicit so a mask can be drawn on one rank and used on another.</summary>
+    private Tensor DropoutNoise(long[] shape, ScalarType dtype, Device device)
+        => empty(shape, dtype, device).bernoulli_(1 - expertDropout).div_(1 - expertDropout);
 
     /// <summary>Weighted expert outputs added back to their tokens: [S, d]; rows of dropped or masked tokens stay
     /// exactly zero.</summary>
