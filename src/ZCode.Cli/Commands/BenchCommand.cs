@@ -38,10 +38,22 @@ internal static class BenchCommand
         var repeats = Int("--repeats", "timed repetitions of each path (median reported)", 5);
         var threads = Threads();
         var json = Json();
-        var cmd = new Command("moe", "Forward+backward time of one MoE layer: index dispatch vs one-hot einsum dispatch")
-            { tokens, d, ffn, experts, topK, cf, repeats, threads, json };
+        var expertParallel = new Option<bool>("--expert-parallel")
+        {
+            Description = "split the experts over every rank of an MPI launch (mpirun -np P, P dividing --experts) and time the " +
+                          "layer with its all-to-alls against the same layer with all experts on each rank; --tokens is per rank",
+        };
+        var backend = new Option<string>("--backend")
+        {
+            Description = "with --expert-parallel: auto | mpi | nccl", DefaultValueFactory = _ => "auto",
+        };
+        var cmd = new Command("moe", "Forward+backward time of one MoE layer: index dispatch vs one-hot einsum dispatch, " +
+                                     "or (--expert-parallel, under mpirun) experts split over the ranks vs replicated")
+            { tokens, d, ffn, experts, topK, cf, repeats, threads, json, expertParallel, backend };
         cmd.SetAction(parse =>
         {
+            if (parse.GetValue(expertParallel))
+                return ExpertParallelMoe(parse, tokens, d, ffn, experts, topK, cf, repeats, threads, json, backend);
             var o = new MoeBenchOptions(Positive(parse.GetValue(tokens), "--tokens"), Positive(parse.GetValue(d), "--d"),
                 Positive(parse.GetValue(ffn), "--ffn"), Positive(parse.GetValue(experts), "--experts"),
                 parse.GetValue(topK), parse.GetValue(cf), Positive(parse.GetValue(repeats), "--repeats"));
@@ -76,6 +88,57 @@ internal static class BenchCommand
             return CliApp.ExitOk;
         });
         return cmd;
+    }
+
+    /// <summary>`bench moe --expert-parallel`: every rank runs it; rank 0 prints.</summary>
+    private static int ExpertParallelMoe(ParseResult parse, Option<int> tokens, Option<int> d, Option<int> ffn, Option<int> experts,
+        Option<int> topK, Option<double> cf, Option<int> repeats, Option<int> threads, Option<bool> json, Option<string> backend)
+    {
+        var o = new MoeBenchOptions(Positive(parse.GetValue(tokens), "--tokens"), Positive(parse.GetValue(d), "--d"),
+            Positive(parse.GetValue(ffn), "--ffn"), Positive(parse.GetValue(experts), "--experts"),
+            parse.GetValue(topK), parse.GetValue(cf), Positive(parse.GetValue(repeats), "--repeats"));
+        if (o.TopK < 1 || o.TopK > 2 || o.TopK > o.Experts)
+            throw new UserInputException($"--top-k: must be 1 or 2 and at most --experts, got {o.TopK}");
+        if (!(o.CapacityFactor >= 0) || double.IsInfinity(o.CapacityFactor))
+            throw new UserInputException($"--capacity-factor: must be finite and at least 0 (0 = no dropping), got {o.CapacityFactor}");
+        var name = parse.GetValue(backend)!;
+        if (name is not ("auto" or "mpi" or "nccl"))
+            throw new UserInputException($"--backend: expected auto, mpi or nccl, got '{name}'");
+        var launch = ZCode.Parallel.LaunchEnvironment.Current();
+        if (launch.WorldSize < 2)
+            throw new UserInputException("--expert-parallel: splits the experts over the ranks of an MPI launch; start it with " +
+                                         "mpirun -np P (P >= 2 dividing --experts)");
+        if (o.Experts % launch.WorldSize != 0)
+            throw new UserInputException($"--experts: {o.Experts} experts cannot be split over {launch.WorldSize} ranks; use a multiple of {launch.WorldSize}");
+        // The cores of a node are shared among its ranks unless --threads says otherwise.
+        SetThreads(parse.GetValue(threads) > 0 ? parse.GetValue(threads) : Math.Max(1, Environment.ProcessorCount / Math.Max(1, launch.LocalSize)));
+        bool cuda = name == "nccl" || (name == "auto" && torch.cuda.is_available());
+        using var comm = ZCode.Parallel.Communicators.Create(name, TimeSpan.FromSeconds(new ZCode.Config.ParallelConfig().TimeoutS), cuda, launch);
+        var device = comm.Backend == "nccl" ? new torch.Device(DeviceType.CUDA, launch.LocalRank) : torch.CPU;
+        var r = ExpertParallelMoeBenchmark.Run(comm, o, device);
+        if (comm.Rank != 0) return CliApp.ExitOk;
+        var output = parse.InvocationConfiguration.Output;
+        if (parse.GetValue(json))
+        {
+            output.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+            {
+                ["backend"] = comm.Backend, ["ranks"] = r.Ranks, ["tokens_per_rank"] = o.Tokens, ["d"] = o.DModel, ["ffn"] = o.FfnDim,
+                ["experts"] = o.Experts, ["experts_per_rank"] = o.Experts / r.Ranks, ["top_k"] = o.TopK,
+                ["capacity_factor"] = o.CapacityFactor, ["capacity"] = r.Capacity, ["threads"] = torch.get_num_threads(),
+                ["repeats"] = o.Repeats, ["ms_expert_parallel"] = Math.Round(r.MsExpertParallel, 3),
+                ["ms_replicated"] = Math.Round(r.MsReplicated, 3), ["ms_all_to_all"] = Math.Round(r.MsAllToAll, 3),
+                ["all_to_all_bytes"] = r.AllToAllBytes, ["max_abs_diff"] = r.MaxAbsDiff,
+            }));
+            return CliApp.ExitOk;
+        }
+        output.WriteLine($"expert parallel over {r.Ranks} ranks ({comm.Backend}): S={o.Tokens} per rank, d={o.DModel} ffn={o.FfnDim} " +
+                         $"E={o.Experts} ({o.Experts / r.Ranks} per rank) top-{o.TopK} cf={o.CapacityFactor} C={r.Capacity}, " +
+                         $"{torch.get_num_threads()} threads per rank; median of {o.Repeats}, slowest rank:");
+        output.WriteLine($"  experts split (2+2 all-to-alls)  {r.MsExpertParallel,10:F2} ms forward+backward");
+        output.WriteLine($"  experts replicated               {r.MsReplicated,10:F2} ms forward+backward");
+        output.WriteLine($"  one all-to-all of [E, C, d]      {r.MsAllToAll,10:F2} ms ({r.AllToAllBytes / 1048576.0:F2} MiB per rank)");
+        output.WriteLine($"  max |output difference| {r.MaxAbsDiff:E1}");
+        return CliApp.ExitOk;
     }
 
     private static Command Train()

@@ -6,11 +6,13 @@ using ZCode.Cli.Ui;
 using ZCode.Config;
 using ZCode.Data;
 using ZCode.Model;
+using ZCode.Parallel;
 using ZCode.Training;
 
 namespace ZCode.Cli.Commands;
 
-/// <summary>`zcode train`: single-process training from a config (embedded m3-tiny on data-samples/ by default).</summary>
+/// <summary>`zcode train`: training from a config (embedded m3-tiny on data-samples/ by default), in one process or in
+/// every process of an mpirun/srun launch (data parallel, ZeRO). Rank 0 prints and writes the shared files.</summary>
 internal static class TrainCommand
 {
     public static Command Create()
@@ -34,46 +36,70 @@ internal static class TrainCommand
     private static int Run(string? configFile, string[] sets, string? outputDir, StartFrom start, TextWriter stdout, CancellationToken cancel)
     {
         var cfg = CommonOptions.LoadConfig(configFile, sets);
-        outputDir ??= Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss"));
+        var launch = LaunchEnvironment.Current();
+        using var layout = ParallelLayout.Create(Communicators.Create(cfg.Parallel, cudaDevice: false), cfg.Parallel.ExpertParallel, ownsWorld: true);
+        var world = layout.World;
+        bool rank0 = world.Rank == 0;
+        outputDir ??= DefaultOutput(world);
         var warnings = new List<string>();
         var plan = start.Resolve(cfg, outputDir, warnings.Add);
-        RejectUnavailableFeatures(cfg);
         Directory.CreateDirectory(outputDir);
 
-        using var observer = new ConsoleTrainingObserver();
-        using var log = new LoggerConfiguration()
-            .MinimumLevel.Debug()
-            .WriteTo.File(Path.Combine(outputDir, "train.log"), outputTemplate: "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} [{Level:u3}] {Message:lj}{NewLine}{Exception}")
-            // On a terminal the live progress bar replaces routine lines (warnings still show); redirected output
-            // (CI, files) gets every log line instead.
-            .WriteTo.Console(restrictedToMinimumLevel: observer.Interactive ? LogEventLevel.Warning : LogEventLevel.Information,
-                             standardErrorFromLevel: LogEventLevel.Warning,
-                             outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}")
-            .CreateLogger();
+        using var observer = rank0 ? new ConsoleTrainingObserver() : null;
+        var logConfig = new LoggerConfiguration().MinimumLevel.Debug();
+        const string fileTemplate = "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} [{Level:u3}] {Message:lj}{NewLine}{Exception}";
+        // Rank 0 owns the console and train.log; every other rank keeps its own train.rank{R}.log for diagnosis.
+        if (rank0)
+            logConfig = logConfig
+                .WriteTo.File(Path.Combine(outputDir, "train.log"), outputTemplate: fileTemplate)
+                // On a terminal the live progress bar replaces routine lines (warnings still show); redirected output
+                // (CI, files) gets every log line instead.
+                .WriteTo.Console(restrictedToMinimumLevel: observer!.Interactive ? LogEventLevel.Warning : LogEventLevel.Information,
+                                 standardErrorFromLevel: LogEventLevel.Warning,
+                                 outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}");
+        else
+            logConfig = logConfig.WriteTo.File(Path.Combine(outputDir, $"train.rank{world.Rank}.log"), outputTemplate: fileTemplate);
+        using var log = logConfig.CreateLogger();
 
-        torch.set_num_threads(cfg.Train.Threads > 0 ? cfg.Train.Threads : Environment.ProcessorCount);
+        // train.threads 0 = the cores of this node shared among the ranks on it.
+        torch.set_num_threads(cfg.Train.Threads > 0 ? cfg.Train.Threads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, launch.LocalSize)));
         torch.manual_seed(cfg.Train.Seed);
 
-        // Training reads only the shards; the first run (or changed inputs) prepares them here.
-        var prepareProgress = new PrepareProgressPrinter(stdout);
+        // Training reads only the shards; the first run (or changed inputs) prepares them here: rank 0 alone, while
+        // the others wait, then they open the shards it wrote.
         DataSource data;
-        try
+        if (rank0)
         {
-            data = DataSource.FromShards(cfg, prepareProgress, p => log.Information(p.UpToDate
-                ? "data: shards up to date in {Index}" : "data: prepared shards in {Index} ({Lines} lines, {Seconds:F1} s)",
-                p.IndexPath, p.Lines, p.Seconds));
+            var prepareProgress = new PrepareProgressPrinter(stdout);
+            try
+            {
+                data = DataSource.FromShards(cfg, prepareProgress, p => log.Information(p.UpToDate
+                    ? "data: shards up to date in {Index}" : "data: prepared shards in {Index} ({Lines} lines, {Seconds:F1} s)",
+                    p.IndexPath, p.Lines, p.Seconds), layout.DataParallel);
+            }
+            finally { prepareProgress.Finish(); }
+            world.Barrier();
         }
-        finally { prepareProgress.Finish(); }
+        else
+        {
+            world.Barrier();
+            data = DataSource.FromShards(cfg, dataParallel: layout.DataParallel);
+        }
         if (data.Tokenizer.VocabSize != cfg.Model.VocabSize)
             throw new UserInputException($"model.vocab_size is {cfg.Model.VocabSize} but {cfg.ResolvePath(cfg.Data.SpmModel)} has " +
                                          $"{data.Tokenizer.VocabSize} pieces; set model.vocab_size: {data.Tokenizer.VocabSize}");
         foreach (var c in data.Corpora)
             log.Information("corpus {Key}: {Kept} of {Lines} lines kept ({Empty} empty, {Long} too long)",
                 c.Key, c.Kept, c.Lines, c.SkippedEmpty, c.SkippedTooLong);
-        var model = new Seq2SeqTransformer(cfg.Model, data.Tokenizer.PadId);
+        // Every rank builds the same initial weights from train.seed (its block of experts under expert parallelism), so
+        // no broadcast is needed.
+        var model = new Seq2SeqTransformer(cfg.Model, data.Tokenizer.PadId, layout.ModelExpertGroup);
         model.ComputeDtype = cfg.Train.Dtype == "bfloat16" ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32;
         MoeSeeding.Apply(model, cfg.Train.Seed);
         log.Information("output directory {Dir}", Path.GetFullPath(outputDir));
+        if (world.Size > 1)
+            log.Information("rank {Rank} of {World} ({Backend}, launcher {Launcher}); micro-batch budget {Budget} tokens",
+                world.Rank, world.Size, world.Backend, launch.Launcher, DataSource.MicroBatchTokens(cfg.Train, layout.DataParallel));
         foreach (var w in warnings)
             log.Warning("{Warning}", w);
         if (plan.InitFrom is not null)
@@ -85,32 +111,31 @@ internal static class TrainCommand
         // Ctrl-C asks the loop to stop after the current step; the trainer then saves a checkpoint.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; stop.Cancel(); };
-        Console.CancelKeyPress += onCancel;
+        if (world.Size == 1)
+            Console.CancelKeyPress += onCancel; // across ranks a stop must be agreed on; mpirun forwards SIGINT as a kill
         try
         {
             // Batches are built on a background thread (exact sampler state kept) so the step never waits for them.
             using var batches = new PrefetchingBatchStream(data.Train);
-            var trainer = new Trainer(cfg, model, batches, outputDir, log, observer);
+            var trainer = new Trainer(cfg, model, batches, outputDir, log, observer ?? (ITrainingObserver)new SilentTrainingObserver(), layout: layout);
             if (plan.ResumeFrom is not null)
                 trainer.Restore(plan.ResumeFrom);
             trainer.Run(stop.Token);
         }
         finally
         {
-            Console.CancelKeyPress -= onCancel;
+            if (world.Size == 1)
+                Console.CancelKeyPress -= onCancel;
         }
         return CliApp.ExitOk;
     }
 
-    // Settings the schema already describes but this build cannot train with yet: refuse them clearly rather
-    // than silently training something else.
-    private static void RejectUnavailableFeatures(ZCodeConfig cfg)
+    /// <summary>runs/&lt;timestamp&gt;, with rank 0's clock on every rank.</summary>
+    private static string DefaultOutput(ICommunicator world)
     {
-        if (cfg.Parallel.Backend is not ("auto" or "local"))
-            throw new UserInputException($"parallel.backend: '{cfg.Parallel.Backend}' is not available in this version; use auto or local (one process)");
-        if (cfg.Parallel.ExpertParallel != 1)
-            throw new UserInputException("parallel.expert_parallel: a single process holds every expert; set it to 1");
-        if (cfg.Parallel.ZeroStage != 0 || cfg.Parallel.OffloadOptimizer)
-            throw new UserInputException("parallel.zero_stage / parallel.offload_optimizer: ZeRO is not available in this version; use 0 / false");
+        using var stamp = torch.tensor(new[] { long.Parse(DateTime.Now.ToString("yyyyMMddHHmmss")) });
+        world.Broadcast(stamp, 0);
+        var s = stamp.item<long>().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Path.Combine("runs", $"{s[..8]}-{s[8..]}");
     }
 }

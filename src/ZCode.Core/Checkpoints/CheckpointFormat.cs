@@ -26,6 +26,24 @@ public static class CheckpointFormat
 
     public static string ExpertFile(int layer) => $"experts-L{layer:D2}.safetensors";
     public static string OptimizerExpertFile(int layer) => $"optimizer-experts-L{layer:D2}.safetensors";
+
+    /// <summary>File of the experts [first, first+count) of MoE layer <paramref name="layer"/> out of <paramref name="experts"/>:
+    /// the whole layer is <see cref="ExpertFile(int)"/>; an expert-parallel rank's block is experts-LNN-eFFF-LLL.safetensors
+    /// (first and last global id). Names depend on global ids only, so ranks name their files without coordinating.</summary>
+    public static string ExpertFile(int layer, int first, int count, int experts)
+        => count == experts ? ExpertFile(layer) : $"experts-L{layer:D2}{BlockSuffix(first, count)}.safetensors";
+
+    /// <summary>Optimizer-state counterpart of <see cref="ExpertFile(int, int, int, int)"/>.</summary>
+    public static string OptimizerExpertFile(int layer, int first, int count, int experts)
+        => count == experts ? OptimizerExpertFile(layer) : $"optimizer-experts-L{layer:D2}{BlockSuffix(first, count)}.safetensors";
+
+    /// <summary>Whether <paramref name="file"/> holds experts of MoE layer <paramref name="layer"/> (the whole layer or a
+    /// block; weights, or optimizer state when <paramref name="optimizer"/>).</summary>
+    public static bool IsExpertFileOf(string file, int layer, bool optimizer)
+        => System.Text.RegularExpressions.Regex.IsMatch(file,
+            $@"^{(optimizer ? "optimizer-" : "")}experts-L{layer:D2}(-e\d+-\d+)?\.safetensors$");
+
+    private static string BlockSuffix(int first, int count) => $"-e{first:D3}-{first + count - 1:D3}";
     public static string ExpertTensor(int globalExpert, string param) => $"expert.{globalExpert}.{param}";
 
     public static IReadOnlyList<MoeLayerRef> MoeLayers(Seq2SeqTransformer model)

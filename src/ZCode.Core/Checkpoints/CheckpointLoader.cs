@@ -7,20 +7,26 @@ namespace ZCode.Checkpoints;
 
 /// <summary>
 /// Loads v1 checkpoint tensors into a built model and optimizer. Experts are addressed by GLOBAL id: local expert
-/// j of MoE layer L takes <c>expert.{ids[L][j]}.*</c>, so a process holding a subset of experts (expert
-/// parallelism, pruning) or a different count loads the same files. Tensors are read straight into parameter memory.
+/// j of MoE layer L takes <c>expert.{ids[L][j]}.*</c>, wherever it is stored (the layer's single file, or the block
+/// files that expert-parallel ranks wrote), so a process holding a subset of experts (expert parallelism at any size,
+/// pruning) or a different count loads the same checkpoint. Tensors are read straight into parameter memory.
 /// </summary>
 public static class CheckpointLoader
 {
-    /// <summary>Global expert ids per MoE layer; null means 0..E-1 of each model layer (a single process).</summary>
+    /// <summary>Global expert ids of a layer's local experts 0..localExperts-1 (a custom choice, e.g. pruning).</summary>
     public delegate IReadOnlyList<int> ExpertSelector(int layer, int localExperts);
 
+    /// <summary>Experts 0..localExperts-1.</summary>
     public static IReadOnlyList<int> AllExperts(int layer, int localExperts) => Enumerable.Range(0, localExperts).ToList();
 
+    /// <summary>Loads weights. Without <paramref name="experts"/> every MoE layer loads the experts it holds
+    /// (<see cref="Model.Moe.MoeLayer.FirstExpert"/> onwards: all of them in a single process, the rank's block under
+    /// expert parallelism); with it, the selected global ids. A model with fewer experts than stored (pruning) keeps
+    /// the router rows of the selected experts (of experts 0..E-1 without a selector).</summary>
     public static void LoadWeights(string dir, Seq2SeqTransformer model, ExpertSelector? experts = null)
     {
-        experts ??= AllExperts;
         var layers = CheckpointFormat.MoeLayers(model);
+        var files = FileNames(dir);
         var routers = layers.ToDictionary(l => $"{l.Prefix}.router.weight");
         using (var shared = new SafeTensors.Reader(Path.Combine(dir, CheckpointFormat.SharedFile)))
         {
@@ -31,7 +37,8 @@ public static class CheckpointLoader
                 {
                     // A model holding fewer experts than stored (pruning) keeps the router rows of its experts.
                     using var full = shared.Read(name);
-                    using var ids = TorchSharp.torch.tensor(experts(layer.Index, layer.Layer.Experts).Select(i => (long)i).ToArray());
+                    var rowIds = experts?.Invoke(layer.Index, layer.Layer.Experts) ?? AllExperts(layer.Index, layer.Layer.Experts);
+                    using var ids = TorchSharp.torch.tensor(rowIds.Select(i => (long)i).ToArray());
                     using var rows = full.index_select(0, ids);
                     using var _ = TorchSharp.torch.no_grad();
                     t.copy_(rows);
@@ -42,18 +49,16 @@ public static class CheckpointLoader
         }
         foreach (var layer in layers)
         {
-            var file = Path.Combine(dir, CheckpointFormat.ExpertFile(layer.Index));
-            if (!File.Exists(file))
-                throw new UserInputException($"{file}: missing; the checkpoint has fewer MoE layers than the model config");
-            using var reader = new SafeTensors.Reader(file);
-            var ids = experts(layer.Index, layer.Layer.Experts);
+            using var stored = ExpertFiles.Open(dir, files, layer.Index, optimizer: false);
+            var ids = Ids(layer, experts);
             foreach (var p in CheckpointFormat.ExpertParams)
             {
                 var stacked = CheckpointFormat.ExpertParameter(layer, p);
                 for (int j = 0; j < ids.Count; j++)
                 {
                     using var slot = stacked[j];
-                    reader.ReadInto(CheckpointFormat.ExpertTensor(ids[j], p), slot);
+                    var key = CheckpointFormat.ExpertTensor(ids[j], p);
+                    stored.For(key).ReadInto(key, slot);
                 }
             }
         }
@@ -62,11 +67,11 @@ public static class CheckpointLoader
     /// <summary>Restores AdamW moments and step counts (same global-id addressing as the weights).</summary>
     public static void LoadOptimizer(string dir, Seq2SeqTransformer model, AdamW optimizer, ExpertSelector? experts = null)
     {
-        experts ??= AllExperts;
         var file = Path.Combine(dir, CheckpointFormat.OptimizerSharedFile);
         if (!File.Exists(file))
             throw new UserInputException($"{dir}: holds no optimizer state (it was aggregated or pruned); start a new run from it with --init-from");
         var layers = CheckpointFormat.MoeLayers(model);
+        var files = FileNames(dir);
         var states = OptimizerStates.ByName(optimizer, model);
         var expertNames = CheckpointFormat.ExpertParameterNames(layers);
         using (var shared = new SafeTensors.Reader(file))
@@ -76,8 +81,8 @@ public static class CheckpointLoader
         }
         foreach (var layer in layers)
         {
-            using var reader = new SafeTensors.Reader(Path.Combine(dir, CheckpointFormat.OptimizerExpertFile(layer.Index)));
-            var ids = experts(layer.Index, layer.Layer.Experts);
+            using var stored = ExpertFiles.Open(dir, files, layer.Index, optimizer: true);
+            var ids = Ids(layer, experts);
             foreach (var p in CheckpointFormat.ExpertParams)
             {
                 var st = states[$"{layer.Prefix}.{p}"];
@@ -85,12 +90,17 @@ public static class CheckpointLoader
                 {
                     using var avg = st.exp_avg[j];
                     using var sq = st.exp_avg_sq[j];
+                    var key = CheckpointFormat.ExpertTensor(ids[j], p);
                     // One stacked parameter has one step count; every expert stores the same value.
-                    Restore(reader, CheckpointFormat.ExpertTensor(ids[j], p), avg, sq, s => st.step = s);
+                    Restore(stored.For($"{key}.exp_avg"), key, avg, sq, s => st.step = s);
                 }
             }
         }
     }
+
+    private static IReadOnlyList<int> Ids(MoeLayerRef layer, ExpertSelector? experts) => experts is null
+        ? Enumerable.Range(layer.Layer.FirstExpert, layer.Layer.LocalExperts).ToList()
+        : experts(layer.Index, layer.Layer.LocalExperts);
 
     private static void Restore(SafeTensors.Reader reader, string key, Tensor avg, Tensor sq, Action<long> setStep)
     {
@@ -98,6 +108,55 @@ public static class CheckpointLoader
         reader.ReadInto($"{key}.exp_avg_sq", sq);
         using var step = reader.Read($"{key}.step");
         setStep(step.item<long>());
+    }
+
+    /// <summary>Files the manifest lists (a stray file in the directory is never read).</summary>
+    private static IReadOnlyList<string> FileNames(string dir)
+        => ((JsonObject)CheckpointReader.ReadManifest(dir)["files"]!).Select(kv => kv.Key).ToList();
+
+    /// <summary>The files holding one MoE layer's experts, indexed by tensor name.</summary>
+    private sealed class ExpertFiles : IDisposable
+    {
+        private readonly List<SafeTensors.Reader> readers = [];
+        private readonly Dictionary<string, SafeTensors.Reader> byTensor = new(StringComparer.Ordinal);
+        private string dir = "";
+        private int layer;
+
+        public static ExpertFiles Open(string dir, IReadOnlyList<string> names, int layer, bool optimizer)
+        {
+            var mine = names.Where(n => CheckpointFormat.IsExpertFileOf(n, layer, optimizer)).Order(StringComparer.Ordinal).ToList();
+            if (mine.Count == 0)
+            {
+                var expected = Path.Combine(dir, optimizer ? CheckpointFormat.OptimizerExpertFile(layer) : CheckpointFormat.ExpertFile(layer));
+                throw new UserInputException(optimizer
+                    ? $"{expected}: missing; the checkpoint holds no optimizer state for MoE layer {layer}"
+                    : $"{expected}: missing; the checkpoint has fewer MoE layers than the model config");
+            }
+            var files = new ExpertFiles { dir = dir, layer = layer };
+            try
+            {
+                foreach (var name in mine)
+                {
+                    var reader = new SafeTensors.Reader(Path.Combine(dir, name));
+                    files.readers.Add(reader);
+                    foreach (var tensor in reader.Tensors.Keys)
+                        files.byTensor.TryAdd(tensor, reader);
+                }
+            }
+            catch
+            {
+                files.Dispose();
+                throw;
+            }
+            return files;
+        }
+
+        public SafeTensors.Reader For(string tensor) => byTensor.TryGetValue(tensor, out var r)
+            ? r
+            : throw new UserInputException($"{dir}: no expert file of MoE layer {layer} holds '{tensor}'; the checkpoint has " +
+                                           "fewer experts than the model config");
+
+        public void Dispose() => readers.ForEach(r => r.Dispose());
     }
 
     /// <summary>Expert counts per MoE layer recorded in a manifest.</summary>

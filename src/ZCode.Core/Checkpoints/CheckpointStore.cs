@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TorchSharp.Modules;
 using ZCode.Model;
+using ZCode.Parallel;
 using Tensor = TorchSharp.torch.Tensor;
 
 namespace ZCode.Checkpoints;
@@ -47,128 +48,229 @@ public sealed class CheckpointStore
     }
 
     /// <summary>Saves weights (shared + per-layer experts), optimizer state when given, and the manifest (to which
-    /// step, format, layout and the file list are added). Returns the final directory.</summary>
-    public string Save(long step, Seq2SeqTransformer model, AdamW? optimizer, JsonObject manifest)
+    /// step, format, layout and the file list are added). Returns the final directory. With a <paramref name="group"/>
+    /// this is collective: every rank writes its part (see <see cref="CheckpointGroup"/>), the lead the rest.</summary>
+    public string Save(long step, Seq2SeqTransformer model, AdamW? optimizer, JsonObject manifest, CheckpointGroup? group = null)
     {
-        Directory.CreateDirectory(root);
+        bool lead = group?.IsLead ?? true;
+        if (lead) Directory.CreateDirectory(root);
         var finalDir = Path.Combine(root, StepDirName(step));
         manifest["step"] = step;
-        WriteDirectory(finalDir, model, optimizer, manifest);
-        FaultHook?.Invoke("latest");
-        WriteDurably(Path.Combine(root, ".latest.tmp"), StepDirName(step) + "\n");
-        File.Move(Path.Combine(root, ".latest.tmp"), Path.Combine(root, "latest"), overwrite: true);
-        FsyncDirectory(root);
-        Prune();
+        WriteDirectory(finalDir, model, optimizer, manifest, group);
+        if (lead)
+        {
+            FaultHook?.Invoke("latest");
+            WriteDurably(Path.Combine(root, ".latest.tmp"), StepDirName(step) + "\n");
+            File.Move(Path.Combine(root, ".latest.tmp"), Path.Combine(root, "latest"), overwrite: true);
+            FsyncDirectory(root);
+            Prune();
+        }
+        group?.Comm.Barrier(); // nobody reads `latest` or starts the next save before the lead is done
         return finalDir;
     }
 
     /// <summary>
     /// Writes a complete checkpoint directory at <paramref name="finalDir"/> crash-safely (a .tmp sibling, fsync,
-    /// manifest last, rename). Used for step checkpoints and for the outputs of aggregation and pruning.
+    /// manifest last, rename). Used for step checkpoints and for the outputs of aggregation and pruning. With a
+    /// <paramref name="group"/> it is collective over the group's ranks, which write their own files into the same
+    /// .tmp directory; their names, sizes and checksums are gathered to the lead for the manifest.
     /// </summary>
-    public static void WriteDirectory(string finalDir, Seq2SeqTransformer model, AdamW? optimizer, JsonObject manifest)
+    public static void WriteDirectory(string finalDir, Seq2SeqTransformer model, AdamW? optimizer, JsonObject manifest,
+        CheckpointGroup? group = null)
     {
-        manifest["step"] ??= 0;
+        bool lead = group?.IsLead ?? true;
         var tmpDir = finalDir + TmpSuffix;
-        if (Directory.Exists(tmpDir))
-            Directory.Delete(tmpDir, recursive: true); // left by a crash: never complete, never read
-        Directory.CreateDirectory(tmpDir);
-
-        var files = new JsonObject();
-        void Record(string name, WrittenFile w) => files[name] = new JsonObject { ["size"] = w.Size, ["sha256"] = w.Sha256 };
-
         var layers = CheckpointFormat.MoeLayers(model);
-        var jobs = new List<(string File, List<(string, Tensor)> Tensors)>
+        var own = Jobs(model, optimizer, layers, group);
+        var jobs = group is null ? own : own.Concat(group.ExtraFiles).ToList();
+
+        // Plans first: two ranks writing one file name (a wrong layout) would corrupt it, and a checkpoint missing an
+        // expert block could never be loaded; both are refused before anything is written.
+        var plans = Gather(group, new JsonObject
         {
-            (CheckpointFormat.SharedFile, CheckpointFormat.SharedTensors(model, layers)),
-        };
-        foreach (var layer in layers)
-            jobs.Add((CheckpointFormat.ExpertFile(layer.Index), ExpertTensors(layer, p => CheckpointFormat.ExpertParameter(layer, p))));
-        if (optimizer is not null)
-            jobs.AddRange(OptimizerJobs(model, optimizer, layers));
-        using (var temporaries = new DisposeList(jobs, model))
+            ["files"] = new JsonArray(jobs.Select(j => (JsonNode)j.File).ToArray()),
+            ["experts"] = new JsonArray(group is null || group.WritesExperts
+                ? layers.Select(l => (JsonNode)new JsonArray(l.Layer.FirstExpert, l.Layer.LocalExperts)).ToArray() : []),
+        });
+        CheckPlans(plans, layers, finalDir);
+
+        if (lead)
         {
-            // Files are independent: writing them on two threads overlaps one file's hashing with another's I/O.
-            var written = new WrittenFile[jobs.Count];
+            manifest["step"] ??= 0;
+            if (Directory.Exists(tmpDir))
+                Directory.Delete(tmpDir, recursive: true); // left by a crash: never complete, never read
+            Directory.CreateDirectory(tmpDir);
+        }
+        group?.Comm.Barrier();
+
+        var mine = new JsonObject();
+        string? error = null;
+        using (var temporaries = new DisposeList(own, model))
+        {
             try
             {
-                System.Threading.Tasks.Parallel.For(0, jobs.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Clamp(Environment.ProcessorCount, 1, 4) },
-                    i => written[i] = SafeTensors.Write(Path.Combine(tmpDir, jobs[i].File), jobs[i].Tensors));
+                // Files are independent: writing them on two threads overlaps one file's hashing with another's I/O.
+                var written = new WrittenFile[jobs.Count];
+                try
+                {
+                    System.Threading.Tasks.Parallel.For(0, jobs.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Clamp(Environment.ProcessorCount, 1, 4) },
+                        i => written[i] = SafeTensors.Write(Path.Combine(tmpDir, jobs[i].File), jobs[i].Tensors));
+                }
+                catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+                {
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+                }
+                for (int i = 0; i < jobs.Count; i++)
+                    mine[jobs[i].File] = new JsonObject { ["size"] = written[i].Size, ["sha256"] = written[i].Sha256 };
             }
-            catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+            catch (Exception e) when (group is not null)
             {
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+                error = $"rank {group.Comm.Rank}: {e.Message}"; // reported to every rank below instead of leaving them waiting
             }
-            for (int i = 0; i < jobs.Count; i++)
-                Record(jobs[i].File, written[i]);
         }
-        FaultHook?.Invoke("shared");
-        FaultHook?.Invoke("experts");
-        FaultHook?.Invoke("optimizer");
+        var results = Gather(group, new JsonObject { ["written"] = mine, ["error"] = error });
+        if (results.Select(r => r["error"]?.GetValue<string>()).FirstOrDefault(e => e is not null) is { } failed)
+            throw new IOException($"{finalDir}: checkpoint not written: {failed}");
 
-        manifest["format"] = CheckpointFormat.Version;
-        manifest["moe_layers"] = new JsonArray(layers.Select(l => (JsonNode)new JsonObject
+        if (lead)
         {
-            ["index"] = l.Index, ["module"] = l.Prefix, ["experts"] = l.Layer.Experts,
-            ["file"] = CheckpointFormat.ExpertFile(l.Index),
-        }).ToArray());
-        if (optimizer is not null) manifest["optimizer"] = "adamw";
-        manifest["files"] = files;
-        WriteDurably(Path.Combine(tmpDir, ManifestFile), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        FsyncDirectory(tmpDir);
-        FaultHook?.Invoke("manifest");
+            var files = new JsonObject();
+            foreach (var r in results)
+                foreach (var (name, entry) in r["written"]!.AsObject())
+                    files[name] = entry!.DeepClone();
+            FaultHook?.Invoke("shared");
+            FaultHook?.Invoke("experts");
+            FaultHook?.Invoke("optimizer");
 
-        // Never overwrite a checkpoint in place: an existing directory of this step (from a run that crashed after
-        // it, so it is not the one being resumed) is moved aside first and removed only once the new one is in place.
-        string? aside = null;
-        if (Directory.Exists(finalDir))
-        {
-            aside = finalDir + ".old" + TmpSuffix;
-            if (Directory.Exists(aside)) Directory.Delete(aside, recursive: true);
-            Directory.Move(finalDir, aside);
+            manifest["format"] = CheckpointFormat.Version;
+            manifest["moe_layers"] = new JsonArray(layers.Select(l =>
+            {
+                var entry = new JsonObject { ["index"] = l.Index, ["module"] = l.Prefix, ["experts"] = l.Layer.Experts };
+                var names = files.Select(f => f.Key).Where(n => CheckpointFormat.IsExpertFileOf(n, l.Index, optimizer: false))
+                    .Order(StringComparer.Ordinal).ToList();
+                if (names.Count == 1) entry["file"] = names[0];
+                else entry["files"] = new JsonArray(names.Select(n => (JsonNode)n).ToArray());
+                return (JsonNode)entry;
+            }).ToArray());
+            if (optimizer is not null) manifest["optimizer"] = "adamw";
+            manifest["files"] = files;
+            WriteDurably(Path.Combine(tmpDir, ManifestFile), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            FsyncDirectory(tmpDir);
+            FaultHook?.Invoke("manifest");
+
+            // Never overwrite a checkpoint in place: an existing directory of this step (from a run that crashed after
+            // it, so it is not the one being resumed) is moved aside first and removed only once the new one is in place.
+            string? aside = null;
+            if (Directory.Exists(finalDir))
+            {
+                aside = finalDir + ".old" + TmpSuffix;
+                if (Directory.Exists(aside)) Directory.Delete(aside, recursive: true);
+                Directory.Move(finalDir, aside);
+            }
+            FaultHook?.Invoke("rename");
+            Directory.Move(tmpDir, finalDir);
+            FsyncDirectory(Path.GetDirectoryName(finalDir)!);
+            if (aside is not null) Directory.Delete(aside, recursive: true);
         }
-        FaultHook?.Invoke("rename");
-        Directory.Move(tmpDir, finalDir);
-        FsyncDirectory(Path.GetDirectoryName(finalDir)!);
-        if (aside is not null) Directory.Delete(aside, recursive: true);
+        group?.Comm.Barrier();
+    }
+
+    /// <summary>The model and optimizer files this process writes: everything in a single process; its share in a group.</summary>
+    private static List<(string File, List<(string, Tensor)> Tensors)> Jobs(Seq2SeqTransformer model, AdamW? optimizer,
+        IReadOnlyList<MoeLayerRef> layers, CheckpointGroup? group)
+    {
+        bool shared = group?.WritesShared ?? true, experts = group?.WritesExperts ?? true;
+        var jobs = new List<(string File, List<(string, Tensor)> Tensors)>();
+        if (shared)
+            jobs.Add((CheckpointFormat.SharedFile, CheckpointFormat.SharedTensors(model, layers)));
+        if (experts)
+            foreach (var layer in layers)
+                jobs.Add((ExpertFileOf(layer, optimizer: false), ExpertTensors(layer, p => CheckpointFormat.ExpertParameter(layer, p))));
+        if (optimizer is not null)
+            jobs.AddRange(OptimizerJobs(model, optimizer, layers, shared, experts));
+        return jobs;
+    }
+
+    private static string ExpertFileOf(MoeLayerRef layer, bool optimizer)
+    {
+        var l = layer.Layer;
+        return optimizer
+            ? CheckpointFormat.OptimizerExpertFile(layer.Index, l.FirstExpert, l.LocalExperts, l.Experts)
+            : CheckpointFormat.ExpertFile(layer.Index, l.FirstExpert, l.LocalExperts, l.Experts);
+    }
+
+    /// <summary>Every rank's <paramref name="mine"/> (just it, without a group).</summary>
+    private static JsonObject[] Gather(CheckpointGroup? group, JsonObject mine) => group is null
+        ? [mine]
+        : StringExchange.AllGather(group.Comm, mine.ToJsonString(), group.Device).Select(t => JsonNode.Parse(t)!.AsObject()).ToArray();
+
+    /// <summary>Refuses plans in which two ranks write one file, or the expert blocks do not cover 0..E-1 of every
+    /// layer exactly once. Every rank sees the same plans, so every rank throws the same error.</summary>
+    private static void CheckPlans(JsonObject[] plans, IReadOnlyList<MoeLayerRef> layers, string finalDir)
+    {
+        var owner = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int r = 0; r < plans.Length; r++)
+            foreach (var f in plans[r]["files"]!.AsArray())
+                if (!owner.TryAdd(f!.GetValue<string>(), r))
+                    throw new InvalidOperationException($"{finalDir}: ranks {owner[f.GetValue<string>()]} and {r} would both write " +
+                                                        $"{f}; the checkpoint group's writer flags do not match the parallel layout");
+        foreach (var layer in layers)
+        {
+            var covered = new int[layer.Layer.Experts];
+            foreach (var plan in plans)
+                if (plan["experts"]!.AsArray() is { Count: > 0 } blocks)
+                {
+                    var block = blocks[layer.Index]!.AsArray();
+                    int first = block[0]!.GetValue<int>(), count = block[1]!.GetValue<int>();
+                    for (int e = first; e < first + count; e++) covered[e]++;
+                }
+            int bad = Array.FindIndex(covered, c => c != 1);
+            if (bad >= 0)
+                throw new InvalidOperationException($"{finalDir}: expert {bad} of MoE layer {layer.Index} would be written " +
+                                                    $"{covered[bad]} times; exactly one rank per expert block must write experts");
+        }
     }
 
     private static List<(string, TorchSharp.torch.Tensor)> ExpertTensors(MoeLayerRef layer, Func<string, TorchSharp.torch.Tensor> stacked)
     {
         var list = new List<(string, TorchSharp.torch.Tensor)>();
         var byParam = CheckpointFormat.ExpertParams.ToDictionary(p => p, stacked);
-        for (int e = 0; e < layer.Layer.Experts; e++)
+        for (int j = 0; j < layer.Layer.LocalExperts; j++)
             foreach (var p in CheckpointFormat.ExpertParams)
-                list.Add((CheckpointFormat.ExpertTensor(e, p), byParam[p][e])); // [e] of a contiguous stack: a contiguous view
+                list.Add((CheckpointFormat.ExpertTensor(layer.Layer.FirstExpert + j, p), byParam[p][j])); // [j] of a contiguous stack: a contiguous view
         return list;
     }
 
     private static IEnumerable<(string, List<(string, Tensor)>)> OptimizerJobs(Seq2SeqTransformer model, AdamW optimizer,
-        IReadOnlyList<MoeLayerRef> layers)
+        IReadOnlyList<MoeLayerRef> layers, bool writeShared, bool writeExperts)
     {
         var states = OptimizerStates.ByName(optimizer, model);
         var expertNames = CheckpointFormat.ExpertParameterNames(layers);
-        var shared = new List<(string, Tensor)>();
-        foreach (var (name, st) in states.Where(kv => !expertNames.Contains(kv.Key)))
+        if (writeShared)
         {
-            shared.Add(($"{name}.exp_avg", st.exp_avg));
-            shared.Add(($"{name}.exp_avg_sq", st.exp_avg_sq));
-            shared.Add(($"{name}.step", TorchSharp.torch.tensor(st.step)));
+            var shared = new List<(string, Tensor)>();
+            foreach (var (name, st) in states.Where(kv => !expertNames.Contains(kv.Key)))
+            {
+                shared.Add(($"{name}.exp_avg", st.exp_avg));
+                shared.Add(($"{name}.exp_avg_sq", st.exp_avg_sq));
+                shared.Add(($"{name}.step", TorchSharp.torch.tensor(st.step)));
+            }
+            yield return (CheckpointFormat.OptimizerSharedFile, shared);
         }
-        yield return (CheckpointFormat.OptimizerSharedFile, shared);
+        if (!writeExperts) yield break;
         foreach (var layer in layers)
         {
             var list = new List<(string, Tensor)>();
-            for (int e = 0; e < layer.Layer.Experts; e++)
+            for (int j = 0; j < layer.Layer.LocalExperts; j++)
                 foreach (var p in CheckpointFormat.ExpertParams)
                 {
                     var st = states[$"{layer.Prefix}.{p}"];
-                    var key = CheckpointFormat.ExpertTensor(e, p);
-                    list.Add(($"{key}.exp_avg", st.exp_avg[e]));
-                    list.Add(($"{key}.exp_avg_sq", st.exp_avg_sq[e]));
+                    var key = CheckpointFormat.ExpertTensor(layer.Layer.FirstExpert + j, p);
+                    list.Add(($"{key}.exp_avg", st.exp_avg[j]));
+                    list.Add(($"{key}.exp_avg_sq", st.exp_avg_sq[j]));
                     list.Add(($"{key}.step", TorchSharp.torch.tensor(st.step)));
                 }
-            yield return (CheckpointFormat.OptimizerExpertFile(layer.Index), list);
+            yield return (ExpertFileOf(layer, optimizer: true), list);
         }
     }
 

@@ -165,6 +165,10 @@ public static class ConfigValidator
             "parallel.expert_parallel", "model.moe.experts");
         check.OneOf("parallel.zero_stage", p.ZeroStage, 0, 1, 2);
         check.AnyValue("parallel.offload_optimizer");
+        // ZeRO-Offload moves the sharded optimizer state; stage 0 keeps one unsharded AdamW per rank.
+        check.Require(!p.OffloadOptimizer || p.ZeroStage > 0,
+            "parallel.offload_optimizer: needs parallel.zero_stage 1 or 2 (the offloaded state is the ZeRO shard)",
+            "parallel.offload_optimizer", "parallel.zero_stage");
         check.AtLeast("parallel.timeout_s", p.TimeoutS, 1);
     }
 

@@ -10,23 +10,25 @@ public sealed partial class DataSource
     /// The data of a run read from the shards of <c>data.shard_dir</c> (memory-mapped): MT directions from
     /// <c>data.parallel</c> (and reverses), DAE sets per language from <c>data.monolingual</c> when
     /// <c>tasks.dae.weight</c> &gt; 0, validation from <c>data.valid</c>. Runs <see cref="DataPreparer.Prepare"/>
-    /// first, which does nothing when the shards are up to date.
+    /// first, which does nothing when the shards are up to date. With <paramref name="dataParallel"/> ranks, the
+    /// micro-batch budget is train.tokens_per_batch / (grad_accumulation x dataParallel) and every rank's stream
+    /// yields the same global sequence of micro-batches (each rank trains on its own share of them).
     /// </summary>
     public static DataSource FromShards(ZCodeConfig config, IProgress<PrepareProgress>? progress = null,
-        Action<PrepareResult>? prepared = null)
+        Action<PrepareResult>? prepared = null, int dataParallel = 1)
     {
         ArgumentNullException.ThrowIfNull(config);
         var preparation = DataPreparer.Prepare(config, progress);
         prepared?.Invoke(preparation);
-        return FromIndex(config, preparation);
+        return FromIndex(config, preparation, dataParallel);
     }
 
-    private static DataSource FromIndex(ZCodeConfig config, PrepareResult prepared)
+    private static DataSource FromIndex(ZCodeConfig config, PrepareResult prepared, int dataParallel)
     {
         var index = prepared.Index;
         var shardDir = Path.GetDirectoryName(prepared.IndexPath)!;
         var tokenizer = SpmTokenizer.Load(index.SpmModel);
-        Validate(config, tokenizer);
+        Validate(config, tokenizer, dataParallel);
         var data = config.Data;
         var tasks = config.Tasks;
 
@@ -92,7 +94,7 @@ public sealed partial class DataSource
         var train = trainOrder.Where(s => s.Count > 0 && (s.Task == Tasks.Mt ? tasks.Mt.Weight > 0 : tasks.Dae.Weight > 0))
             .ToList();
         var weights = new Dictionary<string, double> { [Tasks.Mt] = tasks.Mt.Weight, [Tasks.Dae] = tasks.Dae.Weight };
-        var budget = MicroBatchTokens(config.Train);
+        var budget = MicroBatchTokens(config.Train, dataParallel);
         var batcher = new TokenBudgetBatcher(train, data.Temperature, budget, tokenizer.PadId, tokenizer.BosId,
             config.Train.Seed, probabilities: TaskMixture.Probabilities(train, weights, data.Temperature));
         return new DataSource(tokenizer, train, validOrder.Where(s => s.Count > 0).ToList(), stats, batcher, budget);

@@ -87,22 +87,24 @@ public sealed partial class DataSource
     }
 
     /// <summary>
-    /// train.tokens_per_batch counts one optimizer step, so each of the grad_accumulation micro-batches gets an
-    /// equal share (a single process for now; the parallel engine divides by the data-parallel size too).
+    /// train.tokens_per_batch counts one optimizer step (the global batch), so each of the
+    /// grad_accumulation x data-parallel micro-batches gets an equal share: a run means the same at any world size.
     /// </summary>
-    public static int MicroBatchTokens(TrainConfig train) => train.TokensPerBatch / Math.Max(1, train.GradAccumulation);
+    public static int MicroBatchTokens(TrainConfig train, int dataParallel = 1)
+        => train.TokensPerBatch / (Math.Max(1, train.GradAccumulation) * Math.Max(1, dataParallel));
 
-    private static void Validate(ZCodeConfig config, SpmTokenizer tokenizer)
+    private static void Validate(ZCodeConfig config, SpmTokenizer tokenizer, int dataParallel = 1)
     {
         var data = config.Data;
         if (data.MaxLen < 3)
             throw new UserInputException($"data.max_len must be at least 3 (tag, one token, EOS), got {data.MaxLen}");
         if (!(data.Temperature > 0) || double.IsInfinity(data.Temperature))
             throw new UserInputException($"data.temperature must be a positive number, got {data.Temperature}");
-        if (MicroBatchTokens(config.Train) < data.MaxLen)
+        if (MicroBatchTokens(config.Train, dataParallel) < data.MaxLen)
             throw new UserInputException(
-                $"train.tokens_per_batch / train.grad_accumulation ({MicroBatchTokens(config.Train)}) is smaller than " +
-                $"data.max_len ({data.MaxLen}): a micro-batch must hold at least one longest sequence");
+                (dataParallel > 1 ? $"train.tokens_per_batch / (train.grad_accumulation x {dataParallel} ranks)" : "train.tokens_per_batch / train.grad_accumulation") +
+                $" ({MicroBatchTokens(config.Train, dataParallel)}) is smaller than data.max_len ({data.MaxLen}): " +
+                "a micro-batch must hold at least one longest sequence");
         if (config.Model.VocabSize < tokenizer.VocabSize)
             throw new UserInputException(
                 $"model.vocab_size ({config.Model.VocabSize}) is smaller than the SentencePiece vocabulary " +

@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using ZCode.Config;
 using ZCode.Model.Moe;
+using ZCode.Parallel;
 using static TorchSharp.torch;
 
 namespace ZCode.Model;
@@ -14,14 +15,14 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tensor, Ten
     private readonly FfnSublayer ffn;
     private readonly double dropout;
 
-    public DecoderLayer(string name, ModelConfig cfg, bool isMoe) : base(name)
+    public DecoderLayer(string name, ModelConfig cfg, bool isMoe, ExpertParallelGroup? expertGroup = null) : base(name)
     {
         self_attn_norm = nn.LayerNorm(cfg.DModel);
         self_attn = new MultiHeadAttention("self_attn", cfg.DModel, cfg.Heads, cfg.AttentionDropout);
         cross_attn_norm = nn.LayerNorm(cfg.DModel);
         cross_attn = new MultiHeadAttention("cross_attn", cfg.DModel, cfg.Heads, cfg.AttentionDropout);
         ffn_norm = nn.LayerNorm(cfg.DModel);
-        ffn = new FfnSublayer("ffn", cfg, isMoe);
+        ffn = new FfnSublayer("ffn", cfg, isMoe, expertGroup);
         dropout = cfg.Dropout;
         RegisterComponents();
     }

@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using ZCode.Config;
 using ZCode.Model.Moe;
+using ZCode.Parallel;
 using static TorchSharp.torch;
 
 namespace ZCode.Model;
@@ -14,12 +15,12 @@ public sealed class EncoderLayer : nn.Module<Tensor, Tensor, Tensor>
     private readonly FfnSublayer ffn;
     private readonly double dropout;
 
-    public EncoderLayer(string name, ModelConfig cfg, bool isMoe) : base(name)
+    public EncoderLayer(string name, ModelConfig cfg, bool isMoe, ExpertParallelGroup? expertGroup = null) : base(name)
     {
         self_attn_norm = nn.LayerNorm(cfg.DModel);
         self_attn = new MultiHeadAttention("self_attn", cfg.DModel, cfg.Heads, cfg.AttentionDropout);
         ffn_norm = nn.LayerNorm(cfg.DModel);
-        ffn = new FfnSublayer("ffn", cfg, isMoe);
+        ffn = new FfnSublayer("ffn", cfg, isMoe, expertGroup);
         dropout = cfg.Dropout;
         RegisterComponents();
     }

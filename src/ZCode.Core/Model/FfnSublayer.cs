@@ -1,6 +1,7 @@
 using TorchSharp;
 using ZCode.Config;
 using ZCode.Model.Moe;
+using ZCode.Parallel;
 using static TorchSharp.torch;
 
 namespace ZCode.Model;
@@ -11,10 +12,10 @@ public sealed class FfnSublayer : nn.Module<Tensor, Tensor, Tensor>
     private readonly FeedForward? dense;
     private readonly MoeLayer? moe;
 
-    public FfnSublayer(string name, ModelConfig cfg, bool isMoe) : base(name)
+    public FfnSublayer(string name, ModelConfig cfg, bool isMoe, ExpertParallelGroup? expertGroup = null) : base(name)
     {
         if (isMoe)
-            moe = new MoeLayer("moe", cfg.DModel, cfg.FfnDim, cfg.Moe, cfg.Dropout);
+            moe = new MoeLayer("moe", cfg.DModel, cfg.FfnDim, cfg.Moe, cfg.Dropout, expertGroup);
         else
             dense = new FeedForward("dense", cfg.DModel, cfg.FfnDim, cfg.Dropout);
         RegisterComponents();

@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using ZCode.Config;
 using ZCode.Model.Moe;
+using ZCode.Parallel;
 using static TorchSharp.torch;
 
 namespace ZCode.Model;
@@ -27,9 +28,14 @@ public sealed class Seq2SeqTransformer : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>Compute dtype of activations and matmuls (fp32 or bf16); parameters always stay fp32.</summary>
     public ScalarType ComputeDtype { get; set; } = ScalarType.Float32;
 
-    public Seq2SeqTransformer(ModelConfig cfg, int padId = 0) : base("zcode")
+    /// <param name="cfg">Model settings.</param>
+    /// <param name="padId">Padding token id.</param>
+    /// <param name="expertGroup">Expert-parallel group: every MoE layer holds only this rank's E/P experts and
+    /// exchanges tokens over the group (see <see cref="MoeLayer"/>); null (or a group of one) holds all experts.</param>
+    public Seq2SeqTransformer(ModelConfig cfg, int padId = 0, ExpertParallelGroup? expertGroup = null) : base("zcode")
     {
         Config = cfg;
+        ExpertGroup = expertGroup is { Size: > 1 } ? expertGroup : null;
         PadId = padId;
         embedScale = Math.Sqrt(cfg.DModel);
         embed_tokens = nn.Embedding(cfg.VocabSize, cfg.DModel, padding_idx: padId);
@@ -44,12 +50,32 @@ public sealed class Seq2SeqTransformer : nn.Module<Tensor, Tensor, Tensor>
             sinusoids = SinusoidalPositions.Table(cfg.MaxPositions, cfg.DModel);
 
         encoder_layers = new ModuleList<EncoderLayer>(Enumerable.Range(0, cfg.EncoderLayers)
-            .Select(i => new EncoderLayer($"encoder_{i}", cfg, MoeLayout.IsMoeLayer(cfg.Moe, i))).ToArray());
+            .Select(i => new EncoderLayer($"encoder_{i}", cfg, MoeLayout.IsMoeLayer(cfg.Moe, i), ExpertGroup)).ToArray());
         decoder_layers = new ModuleList<DecoderLayer>(Enumerable.Range(0, cfg.DecoderLayers)
-            .Select(i => new DecoderLayer($"decoder_{i}", cfg, MoeLayout.IsMoeLayer(cfg.Moe, i))).ToArray());
+            .Select(i => new DecoderLayer($"decoder_{i}", cfg, MoeLayout.IsMoeLayer(cfg.Moe, i), ExpertGroup)).ToArray());
         encoder_norm = nn.LayerNorm(cfg.DModel);
         decoder_norm = nn.LayerNorm(cfg.DModel);
         RegisterComponents();
+    }
+
+    /// <summary>The expert-parallel group the model was built for, or null when it holds every expert.</summary>
+    public ExpertParallelGroup? ExpertGroup { get; }
+
+    /// <summary>
+    /// Expert parameters (the stacked w1/b1/w2/b2 of every MoE layer) with their state-dict names, in
+    /// named_parameters order. Under expert parallelism they differ between the ranks of an expert group, so their
+    /// gradients are reduced over the expert-data-parallel group only; the rest (<see cref="SharedParameters"/>) over
+    /// all data-parallel ranks. Together the two lists are exactly named_parameters().
+    /// </summary>
+    public IReadOnlyList<(string Name, Parameter Parameter)> ExpertParameters() => SplitParameters(expert: true);
+
+    /// <summary>Every parameter that is not an expert parameter (embeddings, attention, norms, dense FFNs, routers).</summary>
+    public IReadOnlyList<(string Name, Parameter Parameter)> SharedParameters() => SplitParameters(expert: false);
+
+    private List<(string Name, Parameter Parameter)> SplitParameters(bool expert)
+    {
+        var experts = MoeLayers.SelectMany(l => l.ExpertParameters).Select(p => p.Parameter.Handle).ToHashSet();
+        return named_parameters().Where(p => experts.Contains(p.parameter.Handle) == expert).Select(p => (p.name, p.parameter)).ToList();
     }
 
     /// <summary>All MoE layers, encoder first then decoder, in layer order (the order of expert statistics).</summary>

@@ -47,6 +47,7 @@ public sealed class MetricsWriter : IDisposable
             j.WriteNumber("step_s", Round(m.StepSeconds));
             j.WriteNumber("data_wait_s", Round(m.DataWaitSeconds));
             j.WriteNumber("elapsed_s", Math.Round(m.ElapsedSeconds, 3));
+            j.WriteNumber("optimizer_state_bytes", m.OptimizerStateBytes);
             foreach (var (task, loss) in m.LossByTask.OrderBy(kv => kv.Key, StringComparer.Ordinal))
                 j.WriteNumber("loss_" + task, Round(loss));
             j.WriteStartObject("tokens_by_lang");

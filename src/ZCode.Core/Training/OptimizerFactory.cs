@@ -16,8 +16,7 @@ public static class OptimizerFactory
         {
             if (!p.requires_grad)
                 continue;
-            bool isNormOrBias = p.dim() < 2 || IsBias(name) || name.Contains("norm", StringComparison.Ordinal);
-            (isNormOrBias ? noDecay : decay).Add(p);
+            (Decays(name, p) ? decay : noDecay).Add(p);
         }
         var groups = new List<AdamW.ParamGroup>
         {
@@ -26,6 +25,10 @@ public static class OptimizerFactory
         };
         return optim.AdamW(groups, t.Lr, t.AdamBeta1, t.AdamBeta2, t.AdamEps, t.WeightDecay);
     }
+
+    /// <summary>Whether AdamW's weight decay applies to the parameter: weight matrices yes, biases and norms no.</summary>
+    public static bool Decays(string name, Parameter p)
+        => !(p.dim() < 2 || IsBias(name) || name.Contains("norm", StringComparison.Ordinal));
 
     // MoE expert biases are stacked [E, n] tensors named b1/b2, so dimensionality alone does not identify them.
     private static bool IsBias(string name)

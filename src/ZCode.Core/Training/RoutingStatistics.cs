@@ -90,6 +90,42 @@ public sealed class RoutingStatistics
         return result;
     }
 
+    /// <summary>Appends entropy sums, the forward count and the usage counts of <paramref name="langs"/> (every layer,
+    /// every expert; zeros where unseen) to <paramref name="into"/>: the same layout on every rank.</summary>
+    public void Pack(List<double> into, IReadOnlyList<MoeLayer> layers, IEnumerable<string> langs)
+    {
+        if (entropySum.Length != layers.Count) entropySum = new double[layers.Count];
+        into.AddRange(entropySum);
+        into.Add(forwards);
+        foreach (var lang in langs)
+        {
+            usage.TryGetValue(lang, out var perLayer);
+            for (int i = 0; i < layers.Count; i++)
+                for (int e = 0; e < layers[i].Experts; e++)
+                    into.Add(perLayer?[i] is { } row && e < row.Length ? row[e] : 0);
+        }
+    }
+
+    /// <summary>Replaces the interval's statistics with those packed by <see cref="Pack"/> (after reduction).</summary>
+    public void Unpack(double[] from, IReadOnlyList<MoeLayer> layers, IEnumerable<string> langs)
+    {
+        int at = 0;
+        for (int i = 0; i < entropySum.Length; i++) entropySum[i] = from[at++];
+        forwards = (int)from[at++];
+        usage.Clear();
+        foreach (var lang in langs)
+        {
+            var perLayer = new long[layers.Count][];
+            bool any = false;
+            for (int i = 0; i < layers.Count; i++)
+            {
+                perLayer[i] = new long[layers[i].Experts];
+                for (int e = 0; e < layers[i].Experts; e++) any |= (perLayer[i][e] = (long)from[at++]) > 0;
+            }
+            if (any) usage[lang] = perLayer;
+        }
+    }
+
     public void Reset()
     {
         usage.Clear();

@@ -34,4 +34,6 @@ public sealed class StepMetrics
     public IReadOnlyDictionary<string, double> LossByTask { get; init; } = new Dictionary<string, double>();
     /// <summary>Non-pad source and target tokens per language in this step.</summary>
     public IReadOnlyDictionary<string, long> TokensByLang { get; init; } = new Dictionary<string, long>();
+    /// <summary>Bytes of optimizer state (AdamW moments, plus offloaded master weights) held by the logging rank.</summary>
+    public long OptimizerStateBytes { get; init; }
 }

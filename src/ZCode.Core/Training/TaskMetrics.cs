@@ -46,6 +46,37 @@ public sealed class TaskMetrics
         _tasks[task] = (n + nll, t + tokens);
     }
 
+    /// <summary>Appends NLL and token sums of <paramref name="tasks"/> and token counts of <paramref name="langs"/> (sorted)
+    /// to <paramref name="into"/>, zeros where this process saw none: every rank packs the same layout.</summary>
+    public void Pack(List<double> into, IEnumerable<string> tasks, IEnumerable<string> langs)
+    {
+        foreach (var task in tasks.Order(StringComparer.Ordinal))
+        {
+            var (n, t) = _tasks.GetValueOrDefault(task);
+            into.Add(n);
+            into.Add(t);
+        }
+        foreach (var lang in langs.Order(StringComparer.Ordinal))
+            into.Add(_langTokens.GetValueOrDefault(lang));
+    }
+
+    /// <summary>Replaces the sums with those packed by <see cref="Pack"/> (after reduction) at <paramref name="at"/>.</summary>
+    public void Unpack(double[] from, int at, IEnumerable<string> tasks, IEnumerable<string> langs)
+    {
+        _tasks.Clear();
+        _langTokens.Clear();
+        foreach (var task in tasks.Order(StringComparer.Ordinal))
+        {
+            double n = from[at++], t = from[at++];
+            if (t > 0) _tasks[task] = (n, (long)t);
+        }
+        foreach (var lang in langs.Order(StringComparer.Ordinal))
+        {
+            long count = (long)from[at++];
+            if (count > 0) _langTokens[lang] = count;
+        }
+    }
+
     /// <summary>NLL per target token by task.</summary>
     public IReadOnlyDictionary<string, double> LossByTask =>
         _tasks.ToDictionary(kv => kv.Key, kv => kv.Value.Nll / Math.Max(1, kv.Value.Tokens));

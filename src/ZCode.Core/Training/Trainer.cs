@@ -8,13 +8,17 @@ using ZCode.Checkpoints;
 using ZCode.Config;
 using ZCode.Data;
 using ZCode.Model;
+using ZCode.Parallel;
 using static TorchSharp.torch;
 
 namespace ZCode.Training;
 
 /// <summary>
-/// Single-process training loop: token-normalised label-smoothed cross entropy plus weighted MoE aux/z losses,
-/// AdamW with warmup schedule, global-norm clipping, periodic metrics and crash-safe checkpoints.
+/// Training loop: token-normalised label-smoothed cross entropy plus weighted MoE aux/z losses, AdamW with warmup
+/// schedule, global-norm clipping, periodic metrics and crash-safe checkpoints. Data-parallel over the ranks of a
+/// <see cref="ParallelLayout"/>: the step's global batch is cut into (ranks x grad_accumulation) micro-batches, rank r
+/// trains on micro-batches r, r + W, r + 2W, ..., and the summed gradients equal those of one process running all of
+/// them (<see cref="ParallelOptimizer"/>). Only rank 0 writes metrics, progress and shared checkpoint files.
 /// </summary>
 public sealed partial class Trainer
 {
@@ -24,16 +28,20 @@ public sealed partial class Trainer
     private readonly string outputDir;
     private readonly ILogger log;
     private readonly ITrainingObserver observer;
-    private readonly AdamW optimizer;
+    private readonly ParallelOptimizer optimizer;
+    private readonly ParallelLayout layout;
     private readonly CheckpointStore checkpoints;
     private readonly Device device;
     private long totalTokens;
     private int startStep;
     private double[][] lastExpertLoad = [];
     private readonly RoutingStatistics routing = new();
+    private readonly SortedSet<string> intervalLangs = new(StringComparer.Ordinal);
 
+    /// <param name="layout">Process groups; null trains in this process alone. Every rank must pass a stream that
+    /// yields the same global sequence of micro-batches (same data, seed and budget).</param>
     public Trainer(ZCodeConfig cfg, Seq2SeqTransformer model, IBatchStream data, string outputDir, ILogger log,
-        ITrainingObserver observer, Device? device = null)
+        ITrainingObserver observer, Device? device = null, ParallelLayout? layout = null, long bucketBytes = ParallelOptimizer.DefaultBucketBytes)
     {
         this.cfg = cfg;
         this.model = model;
@@ -42,11 +50,17 @@ public sealed partial class Trainer
         this.log = log;
         this.observer = observer;
         this.device = device ?? CPU;
-        optimizer = OptimizerFactory.Create(model, cfg.Train);
+        this.layout = layout ?? ParallelLayout.Single();
+        optimizer = new ParallelOptimizer(model, cfg.Train, cfg.Parallel, this.layout, this.device, bucketBytes);
         checkpoints = new CheckpointStore(outputDir, cfg.Train.KeepLast, cfg.Train.KeepEvery);
     }
 
     public CheckpointStore Checkpoints => checkpoints;
+
+    private bool IsRank0 => layout.Rank == 0;
+
+    /// <summary>Optimizer-state bytes held by this rank.</summary>
+    public long OptimizerStateBytes => optimizer.StateBytes;
 
     /// <summary>Trains until train.max_steps or cancellation; always saves a final checkpoint. Returns the last step.</summary>
     public int Run(CancellationToken cancel)
@@ -54,10 +68,11 @@ public sealed partial class Trainer
         var t = cfg.Train;
         int step = startStep;
         var clock = Stopwatch.StartNew();
-        using var metrics = new MetricsWriter(Path.Combine(outputDir, "metrics.jsonl"), append: startStep > 0);
+        using var metrics = IsRank0 ? new MetricsWriter(Path.Combine(outputDir, "metrics.jsonl"), append: startStep > 0) : null;
         observer.OnStart(step, t.MaxSteps);
         log.Information("training {Params:N0} parameters for {Steps} steps, {Tokens} tokens per batch",
             model.parameters().Sum(p => p.numel()), t.MaxSteps, t.TokensPerBatch);
+        LogLayout();
 
         int lastSaved = startStep > 0 ? startStep : -1;
         while (step < t.MaxSteps && !cancel.IsCancellationRequested)
@@ -67,7 +82,8 @@ public sealed partial class Trainer
             bool logged = step % Math.Max(1, t.LogInterval) == 0 || step == t.MaxSteps || step == 1;
             if (logged)
             {
-                metrics.Write(WithRouting(m));
+                var withRouting = WithRouting(m);
+                metrics?.Write(withRouting);
                 lastExpertLoad = m.ExpertLoad;
                 var eta = TimeSpan.FromSeconds(m.ElapsedSeconds / Math.Max(1, step - startStep) * (t.MaxSteps - step));
                 log.Information("step {Step}/{MaxSteps} loss {Loss:F4} nll {Nll:F4} lr {Lr:E2} {Tps:N0} tok/s aux {Aux:F4} " +
@@ -98,23 +114,31 @@ public sealed partial class Trainer
         var stepClock = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         model.train();
-        StepSeeding.Apply(model, t.Seed, step);
+        int ranks = layout.DataParallel;
 
-        // Fetch every micro-batch first so each one's loss is divided by the step's total target tokens:
-        // the gradient then equals one big batch's, whatever the accumulation count (DESIGN.md §10).
+        // Fetch the step's whole global batch first (every rank draws the same sequence): each micro-batch's loss is
+        // divided by the global batch's target tokens, so the summed gradient equals one big batch's whatever the
+        // accumulation count and world size (DESIGN.md §10).
         var waitClock = Stopwatch.StartNew();
-        var micro = Enumerable.Range(0, Math.Max(1, t.GradAccumulation)).Select(_ => data.Next()).ToList();
+        var global = Enumerable.Range(0, Math.Max(1, t.GradAccumulation) * ranks).Select(_ => data.Next()).ToList();
         var dataWait = waitClock.Elapsed.TotalSeconds;
-        long stepTokens = micro.Sum(b => (long)b.TgtTokenCount);
+        long stepTokens = global.Sum(b => (long)b.TgtTokenCount);
+        foreach (var b in global)
+            foreach (var e in b.Examples)
+                intervalLangs.Add(e.TgtLang);
         double lossSum = 0, nllSum = 0, auxSum = 0, zSum = 0;
+        var expertStats = new ExpertStepStatistics(model.MoeLayers);
 
         var lr = LearningRateSchedule.At(t, step);
-        OptimizerFactory.SetLearningRate(optimizer, lr);
-        optimizer.zero_grad();
+        optimizer.ZeroGrad();
         var byTask = new TaskMetrics();
-        foreach (var batch in micro)
+        for (int micro = layout.Rank; micro < global.Count; micro += ranks)
         {
+            var batch = global[micro];
             using var microScope = NewDisposeScope();
+            // Randomness depends on (seed, step, global micro-batch index) only: this rank draws for micro-batch m what
+            // a single process running every micro-batch draws for it.
+            StepSeeding.ApplyMicro(model, t.Seed, step, micro);
             var (src, tgtIn, tgtOut) = batch.ToTensors(device);
             var logits = model.call(src, tgtIn);
             var (loss, nll) = Losses.LabelSmoothedCrossEntropy(logits, tgtOut, model.PadId, t.LabelSmoothing);
@@ -135,13 +159,22 @@ public sealed partial class Trainer
             if (aux is not null) auxSum += aux.item<float>() * share;
             if (z is not null) zSum += z.item<float>() * share;
             routing.Add(model.MoeLayers, batch);
+            expertStats.Add();
         }
-        // Expert load and drops are reported for the step's last forward (as before accumulation existed).
-        var (expertLoad, dropped) = ExpertStatistics();
 
-        var parameters = model.parameters().Where(p => p.requires_grad).ToList();
-        double gradNorm = nn.utils.clip_grad_norm_(parameters, t.ClipNorm > 0 ? t.ClipNorm : double.MaxValue);
-        optimizer.step();
+        // One all-reduce carries every figure rank 0 logs: it then reports the global batch, not its share.
+        var sums = new List<double> { lossSum, nllSum, auxSum, zSum };
+        expertStats.Pack(sums);
+        var tasks = global.SelectMany(b => b.Examples.Select(e => e.Task)).ToHashSet();
+        var langs = global.SelectMany(b => b.Examples.SelectMany(e => new[] { e.SrcLang, e.TgtLang })).ToHashSet();
+        byTask.Pack(sums, tasks, langs);
+        var reduced = AllReduceSum(layout.World, sums.ToArray());
+        (lossSum, nllSum, auxSum, zSum) = (reduced[0], reduced[1], reduced[2], reduced[3]);
+        int at = expertStats.Unpack(reduced, 4);
+        byTask.Unpack(reduced, at, tasks, langs);
+        var (expertLoad, dropped) = expertStats.Result();
+
+        double gradNorm = optimizer.Step(lr, t.ClipNorm);
         totalTokens += stepTokens;
 
         var seconds = stepClock.Elapsed.TotalSeconds;
@@ -155,41 +188,33 @@ public sealed partial class Trainer
             DroppedFraction = dropped, ExpertLoad = expertLoad,
             StepSeconds = seconds, DataWaitSeconds = dataWait, ElapsedSeconds = clock.Elapsed.TotalSeconds,
             LossByTask = byTask.LossByTask, TokensByLang = byTask.TokensByLang,
+            OptimizerStateBytes = optimizer.StateBytes,
         };
+    }
+
+    /// <summary>Sums <paramref name="values"/> over <paramref name="comm"/> in float64 (exact for token counts).</summary>
+    internal static double[] AllReduceSum(ICommunicator comm, double[] values)
+    {
+        if (comm.Size == 1 || values.Length == 0) return values;
+        using var t = tensor(values, ScalarType.Float64);
+        comm.AllReduce(t);
+        return t.data<double>().ToArray();
     }
 
     /// <summary>Router entropy and per-language expert usage since the last logged step; then starts a new interval.</summary>
     private StepMetrics WithRouting(StepMetrics m)
     {
+        if (layout.WorldSize > 1)
+        {
+            var sums = new List<double>();
+            routing.Pack(sums, model.MoeLayers, intervalLangs);
+            routing.Unpack(AllReduceSum(layout.World, sums.ToArray()), model.MoeLayers, intervalLangs);
+        }
+        intervalLangs.Clear();
         m.RouterEntropy = routing.RouterEntropy();
         m.ExpertUsageByLang = routing.ExpertUsageByLanguage();
         m.LoadImbalance = routing.LoadImbalance();
         routing.Reset();
         return m;
-    }
-
-    /// <summary>Per-layer expert load fractions and the mean dropped fraction over MoE layers, from the last forward.</summary>
-    private (double[][] Load, double Dropped) ExpertStatistics()
-    {
-        var layers = model.MoeLayers;
-        var load = new double[layers.Count][];
-        double dropped = 0;
-        for (int i = 0; i < layers.Count; i++)
-        {
-            var s = layers[i].LastStats;
-            if (s is null) { load[i] = []; continue; }
-            double kept = Math.Max(1, s.TokensPerExpert.Sum());
-            load[i] = s.TokensPerExpert.Select(n => n / kept).ToArray();
-            dropped += s.DroppedFraction;
-        }
-        return (load, layers.Count > 0 ? dropped / layers.Count : 0);
-    }
-
-    private void Save(int step)
-    {
-        var manifest = BuildManifest();
-        var dir = checkpoints.Save(step, model, optimizer, manifest);
-        observer.OnCheckpoint(step, dir);
-        log.Information("saved checkpoint {Dir}", dir);
     }
 }

@@ -73,11 +73,11 @@ public class TrainCommandTests
     }
 
     [Test]
-    public void UnavailableParallelBackendIsBadInput()
+    public void ExpertParallelLargerThanTheWorldIsBadInput()
     {
-        var (code, _, err) = Run("train", "--set", "parallel.backend=mpi", "--output", output);
+        var (code, _, err) = Run("train", "--set", "parallel.expert_parallel=2", "--output", output);
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(err, Does.StartWith("parallel.backend"));
+        Assert.That(err, Does.StartWith("parallel.expert_parallel"));
     }
 
     [Test]

@@ -111,6 +111,7 @@ public class ConfigErrorTests
     [TestCase("train:\n  adam_beta2: 1.5\n", "2:15", "train.adam_beta2: must be in [0, 1), got 1.5")]
     [TestCase("parallel:\n  backend: gloo\n", "2:12", "parallel.backend: must be one of auto, local, mpi, nccl; got 'gloo'")]
     [TestCase("parallel:\n  zero_stage: 3\n", "2:15", "parallel.zero_stage: must be one of 0, 1, 2; got 3")]
+    [TestCase("parallel:\n  offload_optimizer: true\n", "2:22", "parallel.offload_optimizer: needs parallel.zero_stage 1 or 2 (the offloaded state is the ZeRO shard)")]
     [TestCase("eval:\n  tokenize: spm\n", "2:13", "eval.tokenize: must be one of 13a, intl, zh, char, none; got 'spm'")]
     [TestCase("eval:\n  beam: 0\n", "2:9", "eval.beam: must be at least 1, got 0")]
     [TestCase("tasks:\n  dae:\n    mask_ratio: 1.2\n", "3:17", "tasks.dae.mask_ratio: must be in [0, 1), got 1.2")]

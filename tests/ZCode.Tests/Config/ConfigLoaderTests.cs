@@ -158,7 +158,7 @@ public class ConfigLoaderTests
     public void Overrides_BoolAndListOfObjects()
     {
         var config = ConfigLoader.LoadDefault([
-            "parallel.offload_optimizer=true",
+            "parallel.offload_optimizer=true", "parallel.zero_stage=1",
             "data.valid=[{src: eng_Latn, tgt: deu_Latn, src_path: v.en, tgt_path: v.de}]",
         ]);
         Assert.That(config.Parallel.OffloadOptimizer, Is.True);

@@ -9,12 +9,17 @@ namespace ZCode.Model.Moe;
 public sealed record MoeDispatchPlan(Tensor Tokens, Tensor Rows, Tensor Gates)
 {
     /// <summary>Selects the kept slots of <paramref name="r"/> (one host synchronisation: the kept count).</summary>
-    public static MoeDispatchPlan From(MoeRoutingResult r)
+    /// <param name="r">The routing.</param>
+    /// <param name="stride">Rows per expert in the buffer, at least r.Capacity (expert parallelism pads every rank's
+    /// buffer to the group's largest capacity); null means r.Capacity.</param>
+    public static MoeDispatchPlan From(MoeRoutingResult r, long? stride = null)
     {
+        long c = stride ?? r.Capacity;
+        if (c < r.Capacity) throw new ArgumentOutOfRangeException(nameof(stride), c, $"must be at least the capacity {r.Capacity}");
         var kept = r.Kept.nonzero().reshape(-1);
         return new MoeDispatchPlan(
             r.TokenIndex.index_select(0, kept),
-            r.ExpertIndex.index_select(0, kept) * r.Capacity + r.Position.index_select(0, kept),
+            r.ExpertIndex.index_select(0, kept) * c + r.Position.index_select(0, kept),
             r.Gate.index_select(0, kept));
     }
 }

@@ -14,11 +14,13 @@ public sealed partial class MoeLayer
     /// every capacity slot (E*C = k*factor*S rows: 25% more than S*k at factor 1.25, twice as many at the eval factor
     /// 2.0 or when min_capacity pads a small decoding batch) and reads every expert's weights even when it got no
     /// token; the packed path does neither. The [E, C, d] path (<see cref="Dispatch"/>, <see cref="ExpertForward"/>,
-    /// <see cref="Combine"/>) stays the interface for expert parallelism, whose all-to-alls exchange fixed-size
-    /// buffers.
+    /// <see cref="Combine"/>, <see cref="ExchangeAndRunExperts"/>) stays the path of expert parallelism, whose
+    /// all-to-alls exchange fixed-size buffers. Only for a layer that holds all its experts.
     /// </summary>
     public Tensor RunExperts(Tensor x2, MoeRoutingResult r)
     {
+        if (LocalExperts != Experts)
+            throw new InvalidOperationException("the packed expert path needs all experts on this rank; use ExchangeAndRunExperts");
         long s = x2.shape[0];
         var plan = MoeDispatchPlan.From(r);
         if (plan.Tokens.numel() == 0) return zeros_like(x2);
@@ -35,12 +37,18 @@ public sealed partial class MoeLayer
         var b1s = Cast(b1, dtype).unbind(0);
         var w2s = Cast(w2, dtype).unbind(0);
         var b2s = Cast(b2, dtype).unbind(0);
+        // Expert dropout draws the [E, C, ffn] mask the padded path draws and keeps the kept slots' rows, so both
+        // paths (and expert-parallel ranks, which use the padded one) consume the same random numbers.
+        Tensor[]? noise = null;
+        if (training && expertDropout > 0)
+            noise = DropoutNoise(new[] { (long)Experts, r.Capacity, (long)FfnDim }, dtype, x2.device)
+                .view(-1, FfnDim).index_select(0, plan.Rows.index_select(0, order)).split(counts);
         var outputs = new List<Tensor>(Experts);
         for (int e = 0; e < Experts; e++)
         {
             if (counts[e] == 0) continue;
             var hidden = functional.relu(segments[e].matmul(w1s[e]).add_(b1s[e]));
-            if (training && expertDropout > 0) hidden = functional.dropout(hidden, expertDropout, training: true);
+            if (noise is not null) hidden = hidden * noise[e];
             outputs.Add(hidden.matmul(w2s[e]).add_(b2s[e]));
         }
         var weighted = cat(outputs, 0) * gates.to(dtype).unsqueeze(1);

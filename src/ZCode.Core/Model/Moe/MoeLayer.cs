@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using ZCode.Config;
+using ZCode.Parallel;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -14,6 +15,15 @@ namespace ZCode.Model.Moe;
 /// <c>w2</c> [E, ffn, d], <c>b2</c> [E, d]. Init: each expert like nn.Linear's weight (kaiming-uniform with
 /// a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = d for w1 and ffn for w2), biases zero;
 /// the router is TorchSharp's default Linear init. Init draws from torch's global generator.</para>
+/// <para>Expert parallelism (DESIGN.md §5.6): with an <see cref="ExpertParallelGroup"/> of size P, this rank holds the
+/// E/P experts [<see cref="FirstExpert"/>, FirstExpert + <see cref="LocalExperts"/>) in its stacked weights (index j =
+/// global expert FirstExpert + j); the router stays full-size. Routing, capacity, losses and statistics are computed on
+/// this rank's tokens with global expert ids; the [E, C, d] dispatch buffer goes through an all-to-all so each rank
+/// runs its experts on [E/P, P*C, d], and comes back through the reverse all-to-all. Ranks may route different token
+/// counts, so C is the group's largest capacity (one all-reduce per forward) while each rank drops by its own
+/// capacity: the result equals an unsplit layer run on each rank's tokens. Every rank of the group must run every
+/// forward and backward of the layer together. Initial weights equal the corresponding slice of an unsplit layer's
+/// (the full stack is drawn, then sliced), so a run starts from the same model at every expert-parallel size.</para>
 /// <para>Randomness (training only): Random Token Selection, <c>noisy_gate</c> (jitter, Gumbel RSample) and the
 /// optional second-expert Gumbel noise draw from <see cref="Generator"/>, or a layer-owned generator seeded with <see cref="Seed"/>.
 /// Evaluation is deterministic: no jitter, no Gumbel, and <c>random</c> priority becomes <c>order</c>
@@ -40,6 +50,7 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
 
     private long seed;
     private Generator? ownGenerator;
+    private readonly ExpertParallelGroup? expertGroup;
 
     /// <param name="name">Module name.</param>
     /// <param name="dModel">Model width d.</param>
@@ -47,7 +58,9 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
     /// <param name="cfg">MoE settings (experts, top_k, capacities, priority, jitter, expert dropout).</param>
     /// <param name="activationDropout">Dropout on the experts' hidden activations; the layer uses
     /// max(activationDropout, cfg.ExpertDropout) (Switch-style expert dropout raises it inside experts).</param>
-    public MoeLayer(string name, int dModel, int ffnDim, MoeConfig cfg, double activationDropout = 0.0) : base(name)
+    /// <param name="expertGroup">Expert-parallel group whose ranks split the experts; null (or size 1) holds all.</param>
+    public MoeLayer(string name, int dModel, int ffnDim, MoeConfig cfg, double activationDropout = 0.0,
+        ExpertParallelGroup? expertGroup = null) : base(name)
     {
         ArgumentNullException.ThrowIfNull(cfg);
         if (dModel < 1) throw new ArgumentOutOfRangeException(nameof(dModel), dModel, "must be >= 1");
@@ -63,6 +76,9 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         if (!(dropout >= 0 && dropout < 1)) throw new ArgumentOutOfRangeException(nameof(cfg), dropout, "dropout must be in [0, 1)");
 
         Experts = cfg.Experts;
+        this.expertGroup = expertGroup is { Size: > 1 } ? expertGroup : null;
+        LocalExperts = this.expertGroup?.LocalExperts(Experts) ?? Experts;
+        FirstExpert = this.expertGroup?.FirstExpert(Experts) ?? 0;
         DModel = dModel;
         FfnDim = ffnDim;
         topK = cfg.TopK;
@@ -80,10 +96,10 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         double bound2 = 1.0 / Math.Sqrt(ffnDim);
         using (no_grad())
         {
-            w1 = new Parameter(empty(new long[] { Experts, dModel, ffnDim }).uniform_(-bound1, bound1));
-            b1 = new Parameter(zeros(Experts, ffnDim));
-            w2 = new Parameter(empty(new long[] { Experts, ffnDim, dModel }).uniform_(-bound2, bound2));
-            b2 = new Parameter(zeros(Experts, dModel));
+            w1 = new Parameter(LocalSlice(empty(new long[] { Experts, dModel, ffnDim }).uniform_(-bound1, bound1)));
+            b1 = new Parameter(zeros(LocalExperts, ffnDim));
+            w2 = new Parameter(LocalSlice(empty(new long[] { Experts, ffnDim, dModel }).uniform_(-bound2, bound2)));
+            b2 = new Parameter(zeros(LocalExperts, dModel));
         }
         register_module("router", router);
         register_parameter("w1", w1);
@@ -92,8 +108,22 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         register_parameter("b2", b2);
     }
 
-    /// <summary>Number of experts E.</summary>
+    /// <summary>Number of experts E (global: the router's outputs, routing and statistics use these ids).</summary>
     public int Experts { get; }
+
+    /// <summary>Experts held by this rank: E/P under expert parallelism, otherwise E. The stacked expert
+    /// parameters have this leading dimension.</summary>
+    public int LocalExperts { get; }
+
+    /// <summary>Global id of local expert 0 (0 without expert parallelism).</summary>
+    public int FirstExpert { get; }
+
+    /// <summary>The expert-parallel group, or null when this layer holds every expert.</summary>
+    public ExpertParallelGroup? ExpertGroup => expertGroup;
+
+    /// <summary>The stacked expert parameters (w1, b1, w2, b2) with their names in this module: the parameters that
+    /// differ between expert-parallel ranks. Everything else, the router included, is replicated.</summary>
+    public IReadOnlyList<(string Name, Parameter Parameter)> ExpertParameters => [("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2)];
 
     /// <summary>Model width d.</summary>
     public int DModel { get; }
@@ -173,9 +203,55 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         LastInputShape = x.shape[..^1];
 
         var r = RouteTokens(x2, mask);
-        if (r.Capacity == 0 || s == 0) return zeros_like(x);
+        // Buffer capacity: the group's largest, so every rank sends equal blocks; each rank dropped by its own.
+        long stride = expertGroup is null ? r.Capacity : GroupCapacity(r.Capacity, x.device);
+        if (stride == 0 || (expertGroup is null && s == 0)) return zeros_like(x);
+        if (expertGroup is null) return RunExperts(x2, r).view(x.shape);
 
-        return RunExperts(x2, r).view(x.shape);
+        var plan = MoeDispatchPlan.From(r, stride);
+        var dispatched = Dispatch(x2, plan, stride);
+        var expertOut = ExchangeAndRunExperts(dispatched, r.Capacity);
+        return Combine(expertOut, plan, s).view(x.shape);
+    }
+
+    /// <summary>
+    /// The experts on an [E, C, d] dispatch buffer in global expert order, [E, C, d] out. Without expert parallelism
+    /// this is <see cref="ExpertForward"/>. With P ranks: all-to-all (rank q receives every rank's [E/P, C, d] block for
+    /// its experts), experts on [E/P, P*C, d], reverse all-to-all. Both exchanges are differentiable.
+    /// <para>Expert dropout under expert parallelism: each rank draws the mask of its own tokens where an unsplit layer
+    /// would ([E, own capacity, ffn], from its own generator at the same point of its forward) and sends it with them,
+    /// so the owner of an expert never draws for another rank's tokens and a rank's random stream is the one a single
+    /// process running its micro-batch has: data-parallel runs stay equal to one process, dropout included.</para>
+    /// </summary>
+    /// <param name="dispatched">[E, C, d] buffer (C may be the group's largest capacity).</param>
+    /// <param name="ownCapacity">This rank's own capacity (the rows a single process would have); default C.</param>
+    public Tensor ExchangeAndRunExperts(Tensor dispatched, long ownCapacity = -1)
+    {
+        if (expertGroup is null) return ExpertForward(dispatched);
+        long p = expertGroup.Size, el = LocalExperts, c = dispatched.shape[1], d = dispatched.shape[2];
+        Tensor? noise = null;
+        if (training && expertDropout > 0)
+        {
+            long own = ownCapacity < 0 ? c : ownCapacity;
+            var mine = DropoutNoise(new[] { Experts, own, (long)FfnDim }, dispatched.dtype, dispatched.device);
+            if (own < c) mine = functional.pad(mine, new long[] { 0, 0, 0, c - own });
+            var got = empty_like(mine);
+            expertGroup.Comm.AllToAll(mine.contiguous(), got);
+            noise = got.view(p, el, c, FfnDim).transpose(0, 1).reshape(el, p * c, FfnDim);
+        }
+        var received = DifferentiableAllToAll.Apply(dispatched.contiguous(), expertGroup.Comm);   // [P, E/P, C, d]: source rank first
+        var local = received.view(p, el, c, d).transpose(0, 1).reshape(el, p * c, d);
+        var output = ExpertForward(local, noise);
+        var back = output.view(el, p, c, d).transpose(0, 1).reshape(p * el, c, d);                // contiguous, destination rank first
+        return DifferentiableAllToAll.Apply(back, expertGroup.Comm);
+    }
+
+    /// <summary>Largest capacity over the expert-parallel group (collective; an int64 all-reduce on x's device).</summary>
+    private long GroupCapacity(long capacity, Device device)
+    {
+        using var c = tensor(new[] { capacity }, device: device);
+        expertGroup!.Comm.AllReduce(c, ReduceOp.Max);
+        return c.item<long>();
     }
 
     /// <summary>Router (fp32, with training noise) and <see cref="MoeRouting.Route"/>; records losses and statistics.</summary>
@@ -216,7 +292,8 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
     }
 
     /// <summary>Gathers kept tokens into a zero-padded [E, C, d] buffer (row expert*C + position; positions are
-    /// unique per expert, so a plain copy suffices). Memory O(E*C*d), no [S, E, C] tensor.</summary>
+    /// unique per expert, so a plain copy suffices). Memory O(E*C*d), no [S, E, C] tensor. <paramref name="capacity"/>
+    /// is the plan's row stride (at least the routing's capacity).</summary>
     public Tensor Dispatch(Tensor x2, MoeDispatchPlan plan, long capacity)
     {
         long d = x2.shape[1];
@@ -226,22 +303,30 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
     }
 
     /// <summary>
-    /// All experts on a dispatch buffer: [E, C, d] in, [E, C, d] out, relu(x @ w1 + b1) (with expert dropout) @ w2 + b2
-    /// as two batched matmuls over the stacked weights, in the buffer's dtype. Empty (zero) rows are computed too;
-    /// <see cref="Combine"/> never reads them.
+    /// This rank's experts on their tokens: [E_local, C, d] in, [E_local, C, d] out (E_local = <see cref="LocalExperts"/>),
+    /// relu(x @ w1 + b1) (with expert dropout) @ w2 + b2 as two batched matmuls over the stacked weights, in the
+    /// buffer's dtype. Empty (zero) rows are computed too; <see cref="Combine"/> never reads them.
     /// </summary>
-    public Tensor ExpertForward(Tensor dispatched)
+    /// <param name="dispatched">[E_local, C, d] buffer.</param>
+    /// <param name="dropoutNoise">Expert-dropout multiplier for the hidden activations [E_local, C, ffn] drawn by the
+    /// tokens' own ranks (expert parallelism); null draws it here.</param>
+    public Tensor ExpertForward(Tensor dispatched, Tensor? dropoutNoise = null)
     {
-        if (dispatched.dim() != 3 || dispatched.shape[0] != Experts || dispatched.shape[2] != DModel)
-            throw new ArgumentException($"expected [{Experts}, C, {DModel}], got [{string.Join(", ", dispatched.shape)}]", nameof(dispatched));
+        if (dispatched.dim() != 3 || dispatched.shape[0] != LocalExperts || dispatched.shape[2] != DModel)
+            throw new ArgumentException($"expected [{LocalExperts}, C, {DModel}], got [{string.Join(", ", dispatched.shape)}]", nameof(dispatched));
         var dtype = dispatched.dtype;
         // bmm + add_ rather than baddbmm: TorchSharp 0.107's Tensor.baddbmm passes its operands to the native
         // call in the wrong order (it computes batch2 + self @ batch1).
         var hidden = bmm(dispatched, Cast(w1, dtype)).add_(Cast(b1, dtype).unsqueeze(1));
         hidden = functional.relu(hidden);
-        if (training && expertDropout > 0) hidden = functional.dropout(hidden, expertDropout, training: true);
+        if (training && expertDropout > 0) hidden = hidden * (dropoutNoise ?? DropoutNoise(hidden.shape, hidden.dtype, hidden.device));
         return bmm(hidden, Cast(w2, dtype)).add_(Cast(b2, dtype).unsqueeze(1));
     }
+
+    /// <summary>Inverted-dropout multiplier (keep with probability 1 - p, scaled by 1 / (1 - p)) from torch's global
+    /// generator, as functional.dropout draws it on CPU; explicit so a mask can be drawn on one rank and used on another.</summary>
+    private Tensor DropoutNoise(long[] shape, ScalarType dtype, Device device)
+        => empty(shape, dtype, device).bernoulli_(1 - expertDropout).div_(1 - expertDropout);
 
     /// <summary>Weighted expert outputs added back to their tokens: [S, d]; rows of dropped or masked tokens stay
     /// exactly zero.</summary>
@@ -251,6 +336,14 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         var flat = expertOut.reshape(-1, d);
         var weighted = flat.index_select(0, plan.Rows) * plan.Gates.to(flat.dtype).unsqueeze(1);
         return zeros(new long[] { tokens, d }, flat.dtype, flat.device).index_add(0, plan.Tokens, weighted, 1);
+    }
+
+    /// <summary>This rank's experts of a freshly drawn [E, ...] stack (the whole stack without expert parallelism).</summary>
+    private Tensor LocalSlice(Tensor full)
+    {
+        if (LocalExperts == Experts) return full;
+        using (full)
+            return full.narrow(0, FirstExpert, LocalExperts).clone();
     }
 
     private static Tensor Cast(Tensor t, ScalarType dtype) => t.dtype == dtype ? t : t.to(dtype);
