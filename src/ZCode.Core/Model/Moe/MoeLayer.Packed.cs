@@ -23,12 +23,14 @@ public sealed partial class MoeLayer
             throw new InvalidOperationException("the packed expert path needs all experts on this rank; use ExchangeAndRunExperts");
         long s = x2.shape[0];
         var plan = MoeDispatchPlan.From(r);
-        if (plan.Tokens.numel() == 0) return zeros_like(x2);
-        // Rows = expert * C + position orders the kept slots by expert, then by position within the expert.
-        var order = plan.Rows.argsort();
+        var counts = r.TokensPerExpertCounts;   // host copy: the split sizes below
+        long kept = counts.Sum();
+        if (kept == 0) return zeros_like(x2);
+        // Rows = expert * C + position orders the kept slots by expert, then by position within the expert; the slots
+        // that are not kept point at the spare row E * C and sort last, where they are cut off.
+        var order = plan.Rows.argsort().narrow(0, 0, kept);
         var tokens = plan.Tokens.index_select(0, order);
         var gates = plan.Gates.index_select(0, order);
-        var counts = r.TokensPerExpertCounts;
         var dtype = x2.dtype;
         var segments = x2.index_select(0, tokens).split(counts);
         // unbind, not select: its backward stacks the per-expert gradients into one [E, ...] tensor, where E selects
