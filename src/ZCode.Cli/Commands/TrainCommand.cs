@@ -38,6 +38,9 @@ internal static class TrainCommand
         var warnings = new List<string>();
         var plan = start.Resolve(cfg, outputDir, warnings.Add);
         RejectUnavailableFeatures(cfg);
+        // Before any file is written: a CUDA device on a machine without one is a configuration error.
+        var device = ZCode.Runtime.ComputeDevice.Resolve(cfg.Train.Device);
+        var dtype = ZCode.Runtime.ComputeDevice.Dtype(cfg.Train.Dtype);
         Directory.CreateDirectory(outputDir);
 
         using var observer = new ConsoleTrainingObserver();
@@ -71,7 +74,7 @@ internal static class TrainCommand
             log.Information("corpus {Key}: {Kept} of {Lines} lines kept ({Empty} empty, {Long} too long)",
                 c.Key, c.Kept, c.Lines, c.SkippedEmpty, c.SkippedTooLong);
         var model = new Seq2SeqTransformer(cfg.Model, data.Tokenizer.PadId);
-        model.ComputeDtype = cfg.Train.Dtype == "bfloat16" ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32;
+        model.ComputeDtype = dtype;
         MoeSeeding.Apply(model, cfg.Train.Seed);
         log.Information("output directory {Dir}", Path.GetFullPath(outputDir));
         foreach (var w in warnings)
@@ -81,6 +84,10 @@ internal static class TrainCommand
             ZCode.Checkpoints.CheckpointLoader.LoadWeights(plan.InitFrom, model);
             log.Information("initialised weights from {Dir} (step 0, fresh optimizer)", plan.InitFrom);
         }
+        // The parameters move once, before the trainer creates the optimizer state next to them.
+        if (device.type != DeviceType.CPU)
+            model.to(device);
+        log.Information("device {Device}", ZCode.Runtime.ComputeDevice.Describe(device, dtype));
 
         // Ctrl-C asks the loop to stop after the current step; the trainer then saves a checkpoint.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
@@ -90,7 +97,7 @@ internal static class TrainCommand
         {
             // Batches are built on a background thread (exact sampler state kept) so the step never waits for them.
             using var batches = new PrefetchingBatchStream(data.Train);
-            var trainer = new Trainer(cfg, model, batches, outputDir, log, observer);
+            var trainer = new Trainer(cfg, model, batches, outputDir, log, observer, device);
             if (plan.ResumeFrom is not null)
                 trainer.Restore(plan.ResumeFrom);
             trainer.Run(stop.Token);

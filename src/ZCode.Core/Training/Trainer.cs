@@ -8,6 +8,7 @@ using ZCode.Checkpoints;
 using ZCode.Config;
 using ZCode.Data;
 using ZCode.Model;
+using ZCode.Runtime;
 using static TorchSharp.torch;
 
 namespace ZCode.Training;
@@ -30,8 +31,14 @@ public sealed partial class Trainer
     private long totalTokens;
     private int startStep;
     private double[][] lastExpertLoad = [];
+    private double[][] stepExpertLoad = [];
+    private double stepDropped;
     private readonly RoutingStatistics routing = new();
+    // Count of steps whose loss was not finite, on the device: checked at log steps and before saving.
+    private readonly Tensor nonFinite;
 
+    /// <param name="device">Where the model lives (it must already be there, before this constructor builds the
+    /// optimizer state next to the parameters); null = CPU.</param>
     public Trainer(ZCodeConfig cfg, Seq2SeqTransformer model, IBatchStream data, string outputDir, ILogger log,
         ITrainingObserver observer, Device? device = null)
     {
@@ -42,6 +49,7 @@ public sealed partial class Trainer
         this.log = log;
         this.observer = observer;
         this.device = device ?? CPU;
+        nonFinite = zeros(1, ScalarType.Float32, this.device).squeeze().DetachFromDisposeScope();
         optimizer = OptimizerFactory.Create(model, cfg.Train);
         checkpoints = new CheckpointStore(outputDir, cfg.Train.KeepLast, cfg.Train.KeepEvery);
     }
@@ -60,13 +68,17 @@ public sealed partial class Trainer
             model.parameters().Sum(p => p.numel()), t.MaxSteps, t.TokensPerBatch);
 
         int lastSaved = startStep > 0 ? startStep : -1;
+        int lastChecked = startStep;
         while (step < t.MaxSteps && !cancel.IsCancellationRequested)
         {
             step++;
-            var m = TrainStep(step, clock);
+            // Only logged steps read values back from the device (on CUDA: the only synchronisations of a step).
             bool logged = step % Math.Max(1, t.LogInterval) == 0 || step == t.MaxSteps || step == 1;
+            var m = TrainStep(step, logged, clock);
             if (logged)
             {
+                CheckFinite(step, lastChecked);
+                lastChecked = step;
                 metrics.Write(WithRouting(m));
                 lastExpertLoad = m.ExpertLoad;
                 var eta = TimeSpan.FromSeconds(m.ElapsedSeconds / Math.Max(1, step - startStep) * (t.MaxSteps - step));
@@ -75,10 +87,10 @@ public sealed partial class Trainer
                     m.Step, t.MaxSteps, m.Loss, m.NllLoss, m.Lr, m.TokensPerSecond, m.AuxLoss, m.GradNorm, m.DroppedFraction, eta);
             }
             observer.OnStep(m, logged);
-            if (!double.IsFinite(m.Loss))
-                throw new InvalidOperationException($"loss became {m.Loss} at step {step}; lower train.lr or check the data");
             if (t.SaveInterval > 0 && step % t.SaveInterval == 0 && step < t.MaxSteps)
             {
+                CheckFinite(step, lastChecked);
+                lastChecked = step;
                 Save(step);
                 lastSaved = step;
             }
@@ -86,13 +98,16 @@ public sealed partial class Trainer
 
         bool interrupted = step < t.MaxSteps;
         if (step > 0 && lastSaved != step)
+        {
+            CheckFinite(step, lastChecked);
             Save(step);
+        }
         observer.OnFinish(step, interrupted);
         log.Information(interrupted ? "interrupted at step {Step}; checkpoint saved" : "finished at step {Step}", step);
         return step;
     }
 
-    private StepMetrics TrainStep(int step, Stopwatch clock)
+    private StepMetrics TrainStep(int step, bool logged, Stopwatch clock)
     {
         var t = cfg.Train;
         var stepClock = Stopwatch.StartNew();
@@ -106,18 +121,19 @@ public sealed partial class Trainer
         var micro = Enumerable.Range(0, Math.Max(1, t.GradAccumulation)).Select(_ => data.Next()).ToList();
         var dataWait = waitClock.Elapsed.TotalSeconds;
         long stepTokens = micro.Sum(b => (long)b.TgtTokenCount);
-        double lossSum = 0, nllSum = 0, auxSum = 0, zSum = 0;
 
         var lr = LearningRateSchedule.At(t, step);
         OptimizerFactory.SetLearningRate(optimizer, lr);
         optimizer.zero_grad();
-        var byTask = new TaskMetrics();
+        // Step sums [loss, nll, aux, z] stay on the device; they are read once, and only on logged steps.
+        Tensor? sums = null;
+        var byTask = logged ? new TaskMetrics() : null;
         foreach (var batch in micro)
         {
             using var microScope = NewDisposeScope();
-            var (src, tgtIn, tgtOut) = batch.ToTensors(device);
-            var logits = model.call(src, tgtIn);
-            var (loss, nll) = Losses.LabelSmoothedCrossEntropy(logits, tgtOut, model.PadId, t.LabelSmoothing);
+            var b = DeviceBatch.Upload(batch, routing.RowLanguages(batch), device);
+            var logits = model.Forward(b.Src, b.TgtIn, batch.SrcTokenCount, batch.TgtTokenCount);
+            var (loss, nll) = Losses.LabelSmoothedCrossEntropy(logits, b.TgtOut, model.PadId, t.LabelSmoothing);
             var share = (double)batch.TgtTokenCount / Math.Max(1, stepTokens);
             var objective = loss / Math.Max(1, stepTokens);
             var aux = model.AuxLoss();
@@ -128,34 +144,53 @@ public sealed partial class Trainer
                 objective = objective + z * (cfg.Model.Moe.ZLossWeight * share);
             objective.backward();
 
-            lossSum += loss.item<float>();
-            float batchNll = nll.item<float>();
-            nllSum += batchNll;
-            byTask.Add(batch, logits, tgtOut, model.PadId, batchNll);
-            if (aux is not null) auxSum += aux.item<float>() * share;
-            if (z is not null) zSum += z.item<float>() * share;
-            routing.Add(model.MoeLayers, batch);
+            using (no_grad())
+            {
+                var zero = zeros(1, ScalarType.Float32, device).squeeze();
+                var row = stack(new[] { loss, nll, (aux ?? zero) * share, (z ?? zero) * share }).to_type(ScalarType.Float32);
+                sums = (sums is null ? row : sums + row).MoveToOuterDisposeScope();
+            }
+            if (byTask is not null)
+                byTask.Add(batch, logits, b.TgtOut, model.PadId, HostTransfers.Item<float>(nll));
+            routing.Add(model.MoeLayers, b.RowLanguages);
+            // Expert load and drops are reported for the step's last forward (as before accumulation existed).
+            if (logged && ReferenceEquals(batch, micro[^1]))
+                (stepExpertLoad, stepDropped) = ExpertStatistics();
         }
-        // Expert load and drops are reported for the step's last forward (as before accumulation existed).
-        var (expertLoad, dropped) = ExpertStatistics();
 
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
-        double gradNorm = nn.utils.clip_grad_norm_(parameters, t.ClipNorm > 0 ? t.ClipNorm : double.MaxValue);
+        var gradNorm = GradientClipping.ClipByGlobalNorm(parameters, t.ClipNorm);
         optimizer.step();
         totalTokens += stepTokens;
+        using (no_grad())
+            nonFinite.add_(sums![0].isfinite().logical_not().to_type(ScalarType.Float32));
 
+        double[] values = logged ? HostTransfers.Read<float>(cat([sums, gradNorm.reshape(1)], 0)).Select(v => (double)v).ToArray() : [];
         var seconds = stepClock.Elapsed.TotalSeconds;
         return new StepMetrics
         {
-            Step = step, MaxSteps = t.MaxSteps,
-            Loss = lossSum / Math.Max(1, stepTokens), NllLoss = nllSum / Math.Max(1, stepTokens),
+            Step = step, MaxSteps = t.MaxSteps, Logged = logged,
+            Loss = logged ? values[0] / Math.Max(1, stepTokens) : double.NaN,
+            NllLoss = logged ? values[1] / Math.Max(1, stepTokens) : double.NaN,
             Lr = lr, Tokens = stepTokens, TotalTokens = totalTokens,
             TokensPerSecond = stepTokens / Math.Max(1e-9, seconds),
-            AuxLoss = auxSum, ZLoss = zSum, GradNorm = gradNorm,
-            DroppedFraction = dropped, ExpertLoad = expertLoad,
+            AuxLoss = logged ? values[2] : double.NaN, ZLoss = logged ? values[3] : double.NaN,
+            GradNorm = logged ? values[4] : double.NaN,
+            DroppedFraction = logged ? stepDropped : double.NaN, ExpertLoad = logged ? stepExpertLoad : [],
             StepSeconds = seconds, DataWaitSeconds = dataWait, ElapsedSeconds = clock.Elapsed.TotalSeconds,
-            LossByTask = byTask.LossByTask, TokensByLang = byTask.TokensByLang,
+            LossByTask = byTask?.LossByTask ?? new Dictionary<string, double>(),
+            TokensByLang = byTask?.TokensByLang ?? new Dictionary<string, long>(),
         };
+    }
+
+    /// <summary>Throws when any step since the last check had a non-finite loss (one device read; called at log
+    /// steps and before every checkpoint, so a diverged model is never saved).</summary>
+    private void CheckFinite(int step, int lastChecked)
+    {
+        if (HostTransfers.Item<float>(nonFinite) == 0)
+            return;
+        var when = step - lastChecked <= 1 ? $"at step {step}" : $"between steps {lastChecked + 1} and {step}";
+        throw new InvalidOperationException($"loss became non-finite {when}; lower train.lr or check the data");
     }
 
     /// <summary>Router entropy and per-language expert usage since the last logged step; then starts a new interval.</summary>

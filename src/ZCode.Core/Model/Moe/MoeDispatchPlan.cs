@@ -3,18 +3,19 @@ using static TorchSharp.torch;
 namespace ZCode.Model.Moe;
 
 /// <summary>
-/// The kept token-slots of a routing as flat indices: for each kept slot its token (row of the [S, d] input), its row
-/// expert*C + position in the [E*C, d] dispatch buffer, and its combine weight. O(S*k) memory.
+/// Every token-slot of a routing as flat indices: its token (row of the [S, d] input), its row expert*C + position in
+/// the [E*C, d] dispatch buffer, and its combine weight. Slots that are not kept (dropped or masked) point at the spare
+/// row E*C, which <see cref="MoeLayer.Dispatch"/> discards, and have weight 0. Keeping all S*k slots (rather than
+/// selecting the kept ones) gives every tensor a size known on the host, so routing and dispatch never wait for the
+/// device. O(S*k) memory.
 /// </summary>
 public sealed record MoeDispatchPlan(Tensor Tokens, Tensor Rows, Tensor Gates)
 {
-    /// <summary>Selects the kept slots of <paramref name="r"/> (one host synchronisation: the kept count).</summary>
+    /// <summary>The plan of <paramref name="r"/>; no host synchronisation.</summary>
     public static MoeDispatchPlan From(MoeRoutingResult r)
     {
-        var kept = r.Kept.nonzero().reshape(-1);
-        return new MoeDispatchPlan(
-            r.TokenIndex.index_select(0, kept),
-            r.ExpertIndex.index_select(0, kept) * r.Capacity + r.Position.index_select(0, kept),
-            r.Gate.index_select(0, kept));
+        long spare = r.TokensPerExpert.shape[0] * r.Capacity;
+        var rows = (r.ExpertIndex * r.Capacity + r.Position).masked_fill(r.Kept.logical_not(), spare);
+        return new MoeDispatchPlan(r.TokenIndex, rows, r.Gate);
     }
 }
