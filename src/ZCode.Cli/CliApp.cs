@@ -38,6 +38,16 @@ public static class CliApp
     {
         stdout ??= Console.Out;
         stderr ??= Console.Error;
+        // ZCODE_LIBTORCH: LibTorch must be loaded from there before anything touches TorchSharp.
+        try
+        {
+            ZCode.Runtime.LibTorchLoader.LoadFromEnvironment();
+        }
+        catch (ZCode.Runtime.LibTorchLoadException e)
+        {
+            stderr.WriteLine($"zcode: error: {e.Message}");
+            return ExitRuntime;
+        }
         var root = BuildRoot();
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

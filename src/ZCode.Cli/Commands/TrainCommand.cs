@@ -88,6 +88,8 @@ internal static class TrainCommand
         if (device.type != DeviceType.CPU)
             model.to(device);
         log.Information("device {Device}", ZCode.Runtime.ComputeDevice.Describe(device, dtype));
+        if (ZCode.Runtime.LibTorchLoader.LoadedFrom is { } libtorch)
+            log.Information("LibTorch from {Dir} (ZCODE_LIBTORCH)", libtorch);
 
         // Ctrl-C asks the loop to stop after the current step; the trainer then saves a checkpoint.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
