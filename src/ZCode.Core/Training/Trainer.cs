@@ -33,6 +33,8 @@ public sealed partial class Trainer
     private double[][] lastExpertLoad = [];
     private double[][] stepExpertLoad = [];
     private double stepDropped;
+    private long intervalTokens;
+    private readonly Stopwatch intervalClock = Stopwatch.StartNew();
     private readonly RoutingStatistics routing = new();
     // Count of steps whose loss was not finite, on the device: checked at log steps and before saving.
     private readonly Tensor nonFinite;
@@ -69,6 +71,7 @@ public sealed partial class Trainer
 
         int lastSaved = startStep > 0 ? startStep : -1;
         int lastChecked = startStep;
+        intervalClock.Restart();
         while (step < t.MaxSteps && !cancel.IsCancellationRequested)
         {
             step++;
@@ -167,13 +170,22 @@ public sealed partial class Trainer
 
         double[] values = logged ? HostTransfers.Read<float>(cat([sums, gradNorm.reshape(1)], 0)).Select(v => (double)v).ToArray() : [];
         var seconds = stepClock.Elapsed.TotalSeconds;
+        // Throughput over the steps since the last logged step: on a GPU the steps in between only queue work, and
+        // the read above waited for all of it, so a single step's time would not mean anything there.
+        intervalTokens += stepTokens;
+        double tokensPerSecond = intervalTokens / Math.Max(1e-9, intervalClock.Elapsed.TotalSeconds);
+        if (logged)
+        {
+            intervalTokens = 0;
+            intervalClock.Restart();
+        }
         return new StepMetrics
         {
             Step = step, MaxSteps = t.MaxSteps, Logged = logged,
             Loss = logged ? values[0] / Math.Max(1, stepTokens) : double.NaN,
             NllLoss = logged ? values[1] / Math.Max(1, stepTokens) : double.NaN,
             Lr = lr, Tokens = stepTokens, TotalTokens = totalTokens,
-            TokensPerSecond = stepTokens / Math.Max(1e-9, seconds),
+            TokensPerSecond = tokensPerSecond,
             AuxLoss = logged ? values[2] : double.NaN, ZLoss = logged ? values[3] : double.NaN,
             GradNorm = logged ? values[4] : double.NaN,
             DroppedFraction = logged ? stepDropped : double.NaN, ExpertLoad = logged ? stepExpertLoad : [],
