@@ -14,9 +14,10 @@ public static class GradientClipping
     public static Tensor ClipByGlobalNorm(IEnumerable<Tensor> parameters, double maxNorm)
     {
         using var _ = no_grad();
-        var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
+        var list = parameters.ToList();
+        var grads = list.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
         if (grads.Count == 0)
-            return zeros(1, ScalarType.Float32).squeeze();
+            return zeros(1, ScalarType.Float32, list.Count > 0 ? list[0].device : CPU).squeeze();
         var norms = stack(grads.Select(g => linalg.vector_norm(g, 2).to_type(ScalarType.Float32)).ToArray());
         var total = linalg.vector_norm(norms, 2);
         if (maxNorm > 0)
