@@ -37,19 +37,40 @@ public static class LibTorchLoader
     [DllImport("libdl.so.2", EntryPoint = "dlerror")] private static extern IntPtr DlErrorLibdl();
 
     private static string? loadedFrom;
+    private static bool bound;
 
     /// <summary>The folder LibTorch was loaded from by this class, or null (the build's own LibTorch).</summary>
     public static string? LoadedFrom => loadedFrom;
 
     /// <summary>Loads LibTorch from <c>$ZCODE_LIBTORCH</c> when it is set (once per process). Returns the folder, or
     /// null when the variable is unset. Throws <see cref="LibTorchLoadException"/> (one line: what is missing or
-    /// incompatible) when it cannot.</summary>
-    public static string? LoadFromEnvironment()
+    /// incompatible) when it cannot, or, with <paramref name="requireLibTorch"/>, when the variable is unset and this
+    /// build has no LibTorch of its own and none is on the library path.</summary>
+    public static string? LoadFromEnvironment(bool requireLibTorch = true)
     {
         var dir = Environment.GetEnvironmentVariable(Variable);
         if (string.IsNullOrWhiteSpace(dir))
+        {
+            if (requireLibTorch)
+                RequireSomeLibTorch();
             return null;
+        }
         return Load(dir);
+    }
+
+    /// <summary>Without ZCODE_LIBTORCH, a build without its own LibTorch (external) needs one on the library path
+    /// (LD_LIBRARY_PATH); otherwise this fails with one line here, rather than TorchSharp's page-long message later.</summary>
+    private static void RequireSomeLibTorch()
+    {
+        if (!OperatingSystem.IsLinux() || BundledLibTorch() is not null)
+            return;
+        // LibTorchSharp links libtorch, libc10 and libtorch_cpu by name: loading it (with immediate binding) is the test.
+        var sharp = SharpCandidates(null).FirstOrDefault(File.Exists);
+        if (sharp is null || DlOpen(sharp) != IntPtr.Zero)
+            return;
+        var error = DlError() ?? "not found";
+        throw new LibTorchLoadException($"this zcode has no LibTorch of its own and none on the library path fits ({error}): set " +
+                                        $"{Variable} to LibTorch {SupportedVersion}'s lib folder (e.g. .../site-packages/torch/lib of pip torch=={SupportedVersion}.*)");
     }
 
     /// <summary>Checks <paramref name="dir"/> and loads LibTorch and LibTorchSharp from it (see the class remarks).</summary>
@@ -62,16 +83,14 @@ public static class LibTorchLoader
             throw new LibTorchLoadException($"{Variable}={dir}: this zcode build carries its own LibTorch ({bundled}); " +
                                             "use the external build (scripts/bundle-linux, or dotnet build -p:TorchBackend=external) with " + Variable);
         var version = VersionOf(full);
-        foreach (var name in Required.Take(2).Concat(Optional).Concat(Required.Skip(2)))
-        {
-            var path = Path.Combine(full, name);
-            if (File.Exists(path))
-                Open(path, dir, version);
-        }
+        var libraries = Required.Take(2).Concat(Optional).Concat(Required.Skip(2))
+            .Select(name => Path.Combine(full, name)).Where(File.Exists).ToList();
+        foreach (var path in libraries)
+            Open(path, dir, version, []);
         var sharp = SharpCandidates(full).FirstOrDefault(File.Exists)
             ?? throw new LibTorchLoadException($"{Variable}={dir}: {SharpLibrary} not found next to zcode or in {full} " +
                                                "(it ships in the TorchSharp NuGet package, runtimes/linux-x64/native)");
-        Open(sharp, dir, version);
+        Open(sharp, dir, version, libraries);
         loadedFrom = full;
         return full;
     }
@@ -117,12 +136,13 @@ public static class LibTorchLoader
         return null;
     }
 
-    private static IEnumerable<string> SharpCandidates(string libDir)
+    private static IEnumerable<string> SharpCandidates(string? libDir)
     {
         var app = AppContext.BaseDirectory;
         yield return Path.Combine(app, SharpLibrary);
         yield return Path.Combine(app, "runtimes", "linux-x64", "native", SharpLibrary);
-        yield return Path.Combine(libDir, SharpLibrary);
+        if (libDir is not null)
+            yield return Path.Combine(libDir, SharpLibrary);
     }
 
     /// <summary>The path of a LibTorch that came with this build (TorchBackend=cpu/cuda-*), or null (external).</summary>
@@ -133,20 +153,42 @@ public static class LibTorchLoader
             .FirstOrDefault(File.Exists);
     }
 
-    private static void Open(string path, string dir, string? version)
+    /// <param name="providers">The libraries loaded before this one: when the linker reports an undefined symbol,
+    /// every import of <paramref name="path"/> that they lack is counted and the first few are named.</param>
+    private static void Open(string path, string dir, string? version, IReadOnlyList<string> providers)
     {
         if (DlOpen(path) != IntPtr.Zero)
             return;
         var error = DlError() ?? "unknown dlopen error";
-        var found = version is null ? "version unknown (no ../version.py or ../build-version)" : $"version {version}";
-        var hint = error.Contains("undefined symbol", StringComparison.Ordinal)
-            ? $"; LibTorchSharp needs LibTorch {SupportedVersion}.x with the C++11 ABI"
-            : "";
-        throw new LibTorchLoadException($"{Variable}={dir}: cannot load {Path.GetFileName(path)} (LibTorch {found}): {error}{hint}");
+        var found = version is null ? "version unknown: no ../version.py or ../build-version" : $"version {version}";
+        var detail = "";
+        if (error.Contains("undefined symbol", StringComparison.Ordinal))
+        {
+            detail = $"; LibTorchSharp needs LibTorch {SupportedVersion}.x with the C++11 ABI";
+            if (providers.Count > 0 && MissingSymbols(path, providers) is { Count: > 0 } missing)
+                detail += $"; {missing.Count} symbol(s) it imports are missing from this LibTorch: " +
+                          string.Join(", ", missing.Take(3)) + (missing.Count > 3 ? ", ..." : "");
+        }
+        throw new LibTorchLoadException($"{Variable}={dir}: cannot load {Path.GetFileName(path)} (LibTorch {found}): {error}{detail}");
+    }
+
+    private static IReadOnlyList<string> MissingSymbols(string path, IReadOnlyList<string> providers)
+    {
+        try { return ElfSymbols.Unresolved(path, providers); }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException) { return []; }
     }
 
     private static IntPtr DlOpen(string path)
     {
+        // Bind dlopen and dlerror before the call whose error matters (binding a P/Invoke on its first call loads
+        // libc by trying name variants, which can leave its own dlerror state), then clear the error state.
+        if (!bound)
+        {
+            try { DlOpenLibc("libc.so.6", RTLD_NOW); }
+            catch (EntryPointNotFoundException) { DlOpenLibdl("libc.so.6", RTLD_NOW); }
+            bound = true;
+        }
+        DlError();
         try { return DlOpenLibc(path, RTLD_NOW | RTLD_GLOBAL); }
         catch (EntryPointNotFoundException) { return DlOpenLibdl(path, RTLD_NOW | RTLD_GLOBAL); }   // glibc < 2.34
     }

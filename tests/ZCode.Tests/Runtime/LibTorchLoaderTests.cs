@@ -76,3 +76,26 @@ public class LibTorchLoaderTests
         Assert.That(stderr, Does.StartWith($"zcode: error: ZCODE_LIBTORCH={Lib()}: missing libc10.so, libtorch_cpu.so, libtorch.so"));
     }
 }
+
+/// <summary>The ELF import reader behind ZCODE_LIBTORCH's list of missing symbols, on the real LibTorchSharp.</summary>
+public class ElfSymbolsTests
+{
+    private static string Native(string file) => Path.Combine(Path.GetDirectoryName(typeof(ZCode.Cli.CliApp).Assembly.Location)!,
+        "runtimes", "linux-x64", "native", file);
+
+    [Test]
+    public void LibTorchSharpImports_ResolveAgainstItsLibTorch_NotAgainstLibcAlone()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("ELF/dlopen: Linux only");
+        var sharp = Native(LibTorchLoader.SharpLibrary);
+        var imports = ElfSymbols.Imports(sharp);
+        Assert.That(imports, Has.Some.StartsWith("_ZN2at"), "LibTorchSharp binds LibTorch's C++ (at::) symbols");
+        Assert.That(imports, Has.Some.StartsWith("_ZN3c10"));
+        // The LibTorch this test process already runs on (the same files, so nothing new is loaded) provides them all.
+        Assert.That(ElfSymbols.Unresolved(sharp, [Native("libtorch.so")]), Is.Empty);
+        // libc alone lacks every at:: import: this is what an incompatible LibTorch looks like.
+        var missing = ElfSymbols.Unresolved(sharp, ["libc.so.6"]);
+        Assert.That(missing, Has.Some.StartsWith("_ZN2at"));
+        Assert.That(missing, Has.None.EqualTo("malloc"));
+    }
+}
