@@ -38,6 +38,18 @@ public static class CliApp
     {
         stdout ??= Console.Out;
         stderr ??= Console.Error;
+        // ZCODE_LIBTORCH: LibTorch must be loaded from there before anything touches TorchSharp. Without it, a build
+        // that has no LibTorch of its own fails here in one line, except for the top-level help.
+        try
+        {
+            bool helpOnly = args.Length == 0 || args is ["--help" or "-h" or "-?" or "--version"];
+            ZCode.Runtime.LibTorchLoader.LoadFromEnvironment(requireLibTorch: !helpOnly);
+        }
+        catch (ZCode.Runtime.LibTorchLoadException e)
+        {
+            stderr.WriteLine($"zcode: error: {e.Message}");
+            return ExitRuntime;
+        }
         var root = BuildRoot();
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

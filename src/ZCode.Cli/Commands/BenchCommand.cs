@@ -150,12 +150,18 @@ internal static class BenchCommand
         var tgtLen = Int("--tgt-len", "target tokens per sentence", 64);
         var steps = Int("--steps", "timed steps (median reported; 3 untimed warm-up steps first)", 20);
         var threads = Threads();
+        var device = new Option<string?>("--device") { Description = "auto | cpu | cuda | cuda:N (default: the config's train.device)", HelpName = "DEVICE" };
+        var dtype = new Option<string?>("--dtype") { Description = "fp32 | bf16 (default: the config's train.dtype)", HelpName = "DTYPE" };
         var json = Json();
         var cmd = new Command("train", "Time full training steps (forward, backward, AdamW) on random tokens")
-            { config, sets, batch, srcLen, tgtLen, steps, threads, json };
+            { config, sets, batch, srcLen, tgtLen, steps, threads, device, dtype, json };
         cmd.SetAction(parse =>
         {
-            var cfg = CommonOptions.LoadConfig(parse.GetValue(config), parse.GetValue(sets) ?? []);
+            // --device/--dtype are train.device/train.dtype overrides, validated like --set.
+            var overrides = (parse.GetValue(sets) ?? []).ToList();
+            if (parse.GetValue(device) is { } dev) overrides.Add($"train.device={dev}");
+            if (parse.GetValue(dtype) is { } dt) overrides.Add($"train.dtype={dt}");
+            var cfg = CommonOptions.LoadConfig(parse.GetValue(config), [.. overrides]);
             var o = new TrainBenchOptions(Positive(parse.GetValue(batch), "--batch"), Positive(parse.GetValue(srcLen), "--src-len"),
                 Positive(parse.GetValue(tgtLen), "--tgt-len"), Positive(parse.GetValue(steps), "--steps"));
             SetThreads(parse.GetValue(threads) > 0 ? parse.GetValue(threads) : cfg.Train.Threads);
@@ -166,14 +172,15 @@ internal static class BenchCommand
                 output.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
                 {
                     ["batch"] = o.Batch, ["src_len"] = o.SrcLen, ["tgt_len"] = o.TgtLen, ["steps"] = o.Steps,
-                    ["threads"] = torch.get_num_threads(), ["dtype"] = cfg.Train.Dtype, ["params"] = r.Params,
+                    ["threads"] = torch.get_num_threads(), ["dtype"] = ZCode.Runtime.ComputeDevice.DtypeName(ZCode.Runtime.ComputeDevice.Dtype(cfg.Train.Dtype)),
+                    ["device"] = r.Device, ["params"] = r.Params,
                     ["tokens_per_step"] = r.TokensPerStep, ["step_ms"] = Math.Round(r.StepMs, 2),
                     ["tokens_per_s"] = Math.Round(r.TokensPerSecond, 1), ["loss"] = Math.Round(r.LastLoss, 4),
                 }));
             }
             else
             {
-                output.WriteLine($"{r.Params:N0} parameters, batch {o.Batch} x ({o.SrcLen} + {o.TgtLen}) tokens, {torch.get_num_threads()} threads:");
+                output.WriteLine($"{r.Params:N0} parameters, batch {o.Batch} x ({o.SrcLen} + {o.TgtLen}) tokens, {r.Device}, {torch.get_num_threads()} threads:");
                 output.WriteLine($"  median step {r.StepMs:F1} ms over {o.Steps} steps, {r.TokensPerSecond:N0} tokens/s");
             }
             return CliApp.ExitOk;

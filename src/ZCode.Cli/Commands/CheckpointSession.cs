@@ -1,5 +1,6 @@
 using TorchSharp;
 using ZCode.Checkpoints;
+using ZCode.Runtime;
 using ZCode.Text;
 
 namespace ZCode.Cli.Commands;
@@ -8,7 +9,9 @@ namespace ZCode.Cli.Commands;
 internal sealed record CheckpointSession(LoadedCheckpoint Checkpoint, SpmTokenizer Tokenizer)
 {
     /// <param name="threads">CPU threads; 0 = the config's train.threads, else all cores.</param>
-    public static CheckpointSession Open(string path, int threads = 0)
+    /// <param name="device">auto | cpu | cuda[:N]; null = the checkpoint config's train.device.</param>
+    /// <param name="dtype">fp32 | bf16; null = the checkpoint config's train.dtype.</param>
+    public static CheckpointSession Open(string path, int threads = 0, string? device = null, string? dtype = null)
     {
         if (threads < 0) throw new UserInputException($"--threads must be >= 0, got {threads}");
         var ckpt = CheckpointReader.Load(path);
@@ -18,6 +21,10 @@ internal sealed record CheckpointSession(LoadedCheckpoint Checkpoint, SpmTokeniz
         if (tokenizer.VocabSize > cfg.Model.VocabSize)
             throw new UserInputException($"{ckpt.Directory}: model.vocab_size {cfg.Model.VocabSize} is smaller than " +
                                          $"{tokenizer.ModelPath} ({tokenizer.VocabSize} pieces)");
+        var target = ComputeDevice.Resolve(device ?? cfg.Train.Device, device is null ? "train.device" : "--device");
+        ckpt.Model.ComputeDtype = dtype is null ? ComputeDevice.Dtype(cfg.Train.Dtype) : ParseDtype(dtype);
+        if (target.type != DeviceType.CPU)
+            ckpt.Model.to(target);
         ckpt.Model.eval();
         return new CheckpointSession(ckpt, tokenizer);
     }
@@ -28,6 +35,22 @@ internal sealed record CheckpointSession(LoadedCheckpoint Checkpoint, SpmTokeniz
         Description = "checkpoint directory, or a run directory / checkpoints folder (its latest checkpoint)",
         HelpName = "CKPT",
         Required = true,
+    };
+
+    private static torch.ScalarType ParseDtype(string dtype) => dtype is "fp32" or "bf16" or "float32" or "bfloat16"
+        ? ComputeDevice.Dtype(dtype)
+        : throw new UserInputException($"--dtype: must be fp32 or bf16, got '{dtype}'");
+
+    /// <summary>--device: where the model runs (default: the checkpoint config's train.device).</summary>
+    public static System.CommandLine.Option<string?> DeviceOption() => new("--device")
+    {
+        Description = "auto | cpu | cuda | cuda:N (default: the checkpoint config's train.device)", HelpName = "DEVICE",
+    };
+
+    /// <summary>--dtype: compute dtype (default: the checkpoint config's train.dtype).</summary>
+    public static System.CommandLine.Option<string?> DtypeOption() => new("--dtype")
+    {
+        Description = "fp32 | bf16 compute (default: the checkpoint config's train.dtype)", HelpName = "DTYPE",
     };
 
     public static System.CommandLine.Option<int?> BeamOption() => new("--beam") { Description = "beam size (default: the checkpoint config's eval.beam); 1 = greedy" };

@@ -23,17 +23,20 @@ internal static class EvalCommand
         var beam = CheckpointSession.BeamOption();
         var batchSize = CheckpointSession.BatchSizeOption();
         var threads = CheckpointSession.ThreadsOption();
+        var device = CheckpointSession.DeviceOption();
+        var dtype = CheckpointSession.DtypeOption();
         var tokenize = new Option<string?>("--tokenize") { Description = "BLEU tokenizer (default: the config's eval.tokenize)" };
         tokenize.AcceptOnlyFromAmong([.. SacreTokenizers.Names]);
         var json = new Option<string?>("--json") { Description = "scores JSON file (default: OUTPUT_DIR/scores.json)", HelpName = "FILE" };
         var outputDir = new Option<string?>("--output-dir") { Description = "hypotheses folder (default: runs/eval-<timestamp>)", HelpName = "DIR" };
         var cmd = new Command("eval", "Translate and score the validation directions of a checkpoint (BLEU, chrF as sacreBLEU)")
         {
-            task, checkpoint, split, pairs, beam, batchSize, threads, tokenize, json, outputDir,
+            task, checkpoint, split, pairs, beam, batchSize, threads, device, dtype, tokenize, json, outputDir,
         };
         cmd.SetAction(parse =>
         {
-            var session = CheckpointSession.Open(parse.GetValue(checkpoint)!, parse.GetValue(threads));
+            var session = CheckpointSession.Open(parse.GetValue(checkpoint)!, parse.GetValue(threads),
+                parse.GetValue(device), parse.GetValue(dtype));
             var cfg = session.Checkpoint.Config;
             var splitName = parse.GetValue(split)!;
             var directions = MtEvaluation.Directions(cfg, splitName, parse.GetValue(pairs));

@@ -37,7 +37,11 @@ internal static class TrainCommand
     {
         var cfg = CommonOptions.LoadConfig(configFile, sets);
         var launch = LaunchEnvironment.Current();
-        using var layout = ParallelLayout.Create(Communicators.Create(cfg.Parallel, cudaDevice: false), cfg.Parallel.ExpertParallel, ownsWorld: true);
+        // Before any file is written: a CUDA device on a machine without one is a configuration error.
+        var device = LocalDevice(ZCode.Runtime.ComputeDevice.Resolve(cfg.Train.Device), cfg.Train.Device, launch);
+        var dtype = ZCode.Runtime.ComputeDevice.Dtype(cfg.Train.Dtype);
+        using var layout = ParallelLayout.Create(Communicators.Create(cfg.Parallel, cudaDevice: device.type == DeviceType.CUDA),
+            cfg.Parallel.ExpertParallel, ownsWorld: true);
         var world = layout.World;
         bool rank0 = world.Rank == 0;
         outputDir ??= DefaultOutput(world);
@@ -94,7 +98,7 @@ internal static class TrainCommand
         // Every rank builds the same initial weights from train.seed (its block of experts under expert parallelism), so
         // no broadcast is needed.
         var model = new Seq2SeqTransformer(cfg.Model, data.Tokenizer.PadId, layout.ModelExpertGroup);
-        model.ComputeDtype = cfg.Train.Dtype == "bfloat16" ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32;
+        model.ComputeDtype = dtype;
         MoeSeeding.Apply(model, cfg.Train.Seed);
         log.Information("output directory {Dir}", Path.GetFullPath(outputDir));
         if (world.Size > 1)
@@ -107,6 +111,12 @@ internal static class TrainCommand
             ZCode.Checkpoints.CheckpointLoader.LoadWeights(plan.InitFrom, model);
             log.Information("initialised weights from {Dir} (step 0, fresh optimizer)", plan.InitFrom);
         }
+        // The parameters move once, before the trainer creates the optimizer state next to them.
+        if (device.type != DeviceType.CPU)
+            model.to(device);
+        log.Information("device {Device}", ZCode.Runtime.ComputeDevice.Describe(device, dtype));
+        if (ZCode.Runtime.LibTorchLoader.LoadedFrom is { } libtorch)
+            log.Information("LibTorch from {Dir} (ZCODE_LIBTORCH)", libtorch);
 
         // Ctrl-C asks the loop to stop after the current step; the trainer then saves a checkpoint.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
@@ -117,7 +127,8 @@ internal static class TrainCommand
         {
             // Batches are built on a background thread (exact sampler state kept) so the step never waits for them.
             using var batches = new PrefetchingBatchStream(data.Train);
-            var trainer = new Trainer(cfg, model, batches, outputDir, log, observer ?? (ITrainingObserver)new SilentTrainingObserver(), layout: layout);
+            var trainer = new Trainer(cfg, model, batches, outputDir, log, observer ?? (ITrainingObserver)new SilentTrainingObserver(),
+                layout: layout, device: device);
             if (plan.ResumeFrom is not null)
                 trainer.Restore(plan.ResumeFrom);
             trainer.Run(stop.Token);
@@ -128,6 +139,21 @@ internal static class TrainCommand
                 Console.CancelKeyPress -= onCancel;
         }
         return CliApp.ExitOk;
+    }
+
+    /// <summary>
+    /// Several ranks on one node each take their own GPU: with train.device auto or cuda, local rank i uses cuda:i
+    /// (an explicit cuda:N is kept, for a launcher that sets CUDA_VISIBLE_DEVICES per rank).
+    /// </summary>
+    private static torch.Device LocalDevice(torch.Device resolved, string setting, LaunchEnvironment launch)
+    {
+        if (resolved.type != DeviceType.CUDA || launch.LocalSize <= 1 || setting is not ("auto" or "cuda"))
+            return resolved;
+        int count = torch.cuda.device_count();
+        if (launch.LocalRank >= count)
+            throw new UserInputException($"train.device: {launch.LocalSize} ranks on this node but {count} CUDA device(s); " +
+                                         "start at most one rank per GPU");
+        return new torch.Device(DeviceType.CUDA, launch.LocalRank);
     }
 
     /// <summary>runs/&lt;timestamp&gt;, with rank 0's clock on every rank.</summary>

@@ -15,16 +15,19 @@ internal static class TranslateCommand
         var beam = CheckpointSession.BeamOption();
         var batchSize = CheckpointSession.BatchSizeOption();
         var threads = CheckpointSession.ThreadsOption();
+        var device = CheckpointSession.DeviceOption();
+        var dtype = CheckpointSession.DtypeOption();
         var cmd = new Command("translate", "Translate stdin to stdout, one sentence per line, with beam search")
         {
-            checkpoint, src, tgt, beam, batchSize, threads,
+            checkpoint, src, tgt, beam, batchSize, threads, device, dtype,
         };
         cmd.SetAction(parse =>
         {
             // Resolve both languages first so a typo fails before the model is loaded.
             Languages.Resolve(parse.GetValue(src)!);
             var target = Languages.Resolve(parse.GetValue(tgt)!);
-            var session = CheckpointSession.Open(parse.GetValue(checkpoint)!, parse.GetValue(threads));
+            var session = CheckpointSession.Open(parse.GetValue(checkpoint)!, parse.GetValue(threads),
+                parse.GetValue(device), parse.GetValue(dtype));
             var options = Translator.OptionsFrom(session.Checkpoint.Config.Eval, parse.GetValue(beam));
             options.Validate();
             var translator = new Translator(session.Checkpoint.Model, session.Tokenizer, options, parse.GetValue(batchSize));

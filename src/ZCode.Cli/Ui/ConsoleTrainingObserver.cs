@@ -39,11 +39,16 @@ internal sealed class ConsoleTrainingObserver : ITrainingObserver, IDisposable
         task = started.Task.GetAwaiter().GetResult();
     }
 
+    private string lastLosses = "loss -";
+
     public void OnStep(StepMetrics m, bool logged)
     {
         if (task is null)
             return;
-        task.Description = $"step {m.Step}/{m.MaxSteps}  loss {m.Loss:F3}  {m.TokensPerSecond:N0} tok/s  aux {m.AuxLoss:F3}";
+        // Losses are read from the device on logged steps only; in between the bar keeps the last logged values.
+        if (logged)
+            lastLosses = $"loss {m.Loss:F3}  aux {m.AuxLoss:F3}";
+        task.Description = $"step {m.Step}/{m.MaxSteps}  {lastLosses}  {m.TokensPerSecond:N0} tok/s";
         task.Value = m.Step;
     }
 

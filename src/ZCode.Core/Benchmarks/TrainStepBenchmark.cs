@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using ZCode.Config;
 using ZCode.Model;
+using ZCode.Runtime;
 using ZCode.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ZCode.Benchmarks;
@@ -10,7 +12,8 @@ namespace ZCode.Benchmarks;
 public sealed record TrainBenchOptions(int Batch, int SrcLen, int TgtLen, int Steps, int Warmup = 3, long Seed = 1);
 
 /// <summary>Median step time of full training steps and what it means in tokens per second.</summary>
-public sealed record TrainBenchResult(TrainBenchOptions Options, long Params, long TokensPerStep, double StepMs, double LastLoss)
+public sealed record TrainBenchResult(TrainBenchOptions Options, long Params, long TokensPerStep, double StepMs, double LastLoss,
+    string Device)
 {
     public double TokensPerSecond => TokensPerStep / (StepMs / 1000.0);
 }
@@ -30,32 +33,35 @@ public static class TrainStepBenchmark
             throw new UserInputException($"--src-len/--tgt-len must be at most model.max_positions ({cfg.Model.MaxPositions})");
         if (cfg.Model.VocabSize <= FirstRegularId)
             throw new UserInputException($"model.vocab_size must be greater than {FirstRegularId} for random tokens");
+        var device = ComputeDevice.Resolve(cfg.Train.Device);
         manual_seed(o.Seed);
         using var model = new Seq2SeqTransformer(cfg.Model, padId: 0)
         {
-            ComputeDtype = cfg.Train.Dtype == "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float32,
+            ComputeDtype = ComputeDevice.Dtype(cfg.Train.Dtype),
         };
         MoeSeeding.Apply(model, o.Seed);
+        if (device.type != DeviceType.CPU)
+            model.to(device);
         model.train();
         var optimizer = OptimizerFactory.Create(model, cfg.Train);
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
         long paramCount = parameters.Sum(p => p.numel());
-        using var src = randint(FirstRegularId, cfg.Model.VocabSize, new long[] { o.Batch, o.SrcLen });
-        using var tgt = randint(FirstRegularId, cfg.Model.VocabSize, new long[] { o.Batch, o.TgtLen + 1 });
+        using var src = randint(FirstRegularId, cfg.Model.VocabSize, new long[] { o.Batch, o.SrcLen }, device: device);
+        using var tgt = randint(FirstRegularId, cfg.Model.VocabSize, new long[] { o.Batch, o.TgtLen + 1 }, device: device);
         using var tgtIn = tgt.narrow(1, 0, o.TgtLen);
         using var tgtOut = tgt.narrow(1, 1, o.TgtLen);
         long targets = (long)o.Batch * o.TgtLen;
         var moe = cfg.Model.Moe;
 
         var times = new List<double>();
-        double loss = double.NaN;
+        Tensor? lastObjective = null;
         for (int step = 0; step < o.Warmup + o.Steps; step++)
         {
             var clock = Stopwatch.StartNew();
             using (NewDisposeScope())
             {
                 optimizer.zero_grad();
-                var logits = model.call(src, tgtIn);
+                var logits = model.Forward(src, tgtIn, src.numel(), tgtIn.numel());
                 var (smoothed, _) = Losses.LabelSmoothedCrossEntropy(logits, tgtOut, model.PadId, cfg.Train.LabelSmoothing);
                 var objective = smoothed / targets;
                 var aux = model.AuxLoss();
@@ -63,12 +69,19 @@ public static class TrainStepBenchmark
                 if (aux is not null && moe.AuxLossWeight > 0) objective = objective + aux * moe.AuxLossWeight;
                 if (z is not null && moe.ZLossWeight > 0) objective = objective + z * moe.ZLossWeight;
                 objective.backward();
-                nn.utils.clip_grad_norm_(parameters, cfg.Train.ClipNorm > 0 ? cfg.Train.ClipNorm : double.MaxValue);
+                GradientClipping.ClipByGlobalNorm(parameters, cfg.Train.ClipNorm);
                 optimizer.step();
-                loss = objective.item<float>();
+                lastObjective?.Dispose();
+                lastObjective = objective.detach().MoveToOuterDisposeScope();
+                // Kernels run asynchronously on a GPU: the step ends when the device is done.
+                if (device.type == DeviceType.CUDA)
+                    cuda.synchronize(device);
             }
             if (step >= o.Warmup) times.Add(clock.Elapsed.TotalMilliseconds);
         }
-        return new TrainBenchResult(o, paramCount, (long)o.Batch * (o.SrcLen + o.TgtLen), BenchStats.Median(times), loss);
+        double loss = lastObjective is null ? double.NaN : lastObjective.item<float>();
+        lastObjective?.Dispose();
+        return new TrainBenchResult(o, paramCount, (long)o.Batch * (o.SrcLen + o.TgtLen), BenchStats.Median(times), loss,
+            ComputeDevice.Describe(device, model.ComputeDtype));
     }
 }

@@ -7,7 +7,8 @@ public static class ConfigValidator
     public static readonly string[] TokenPriorities = ["order", "random", "score"];
     public static readonly string[] NoisyGates = ["none", "jitter", "rsample"];
     public static readonly string[] Schedules = ["inverse_sqrt", "linear", "constant"];
-    public static readonly string[] Dtypes = ["float32", "bfloat16"];
+    /// <summary>fp32 and bf16 are the documented names; float32 and bfloat16 are accepted aliases.</summary>
+    public static readonly string[] Dtypes = ["fp32", "bf16", "float32", "bfloat16"];
     public static readonly string[] Backends = ["auto", "local", "mpi", "nccl"];
     public static readonly string[] Tokenizers = ["13a", "intl", "zh", "char", "none"];
 
@@ -146,6 +147,9 @@ public static class ConfigValidator
         check.AtLeast("train.clip_norm", t.ClipNorm, 0.0);
         check.Fraction("train.label_smoothing", t.LabelSmoothing);
         check.OneOf("train.dtype", t.Dtype, Dtypes);
+        check.AnyValue("train.device");
+        check.Require(ZCode.Runtime.ComputeDevice.IsValidSetting(t.Device),
+            $"train.device: must be auto, cpu, cuda or cuda:N (N a device index); got '{t.Device}'", "train.device");
         check.AtLeast("train.grad_accumulation", t.GradAccumulation, 1);
         check.AtLeast("train.log_interval", t.LogInterval, 1);
         check.AtLeast("train.eval_interval", t.EvalInterval, 0);

@@ -39,7 +39,7 @@ public static class BatchedDecoder
             Hypothesis[] hyps;
             using (var scope = NewDisposeScope())
             {
-                var src = tensor(padded, [members.Length, maxSrc]);
+                var src = ZCode.Runtime.HostTransfers.Upload(padded, [members.Length, maxSrc], model.Device);
                 hyps = BeamSearch.Decode(model, src, lengths, bosId, eosId, options);
             }
             for (int r = 0; r < members.Length; r++)

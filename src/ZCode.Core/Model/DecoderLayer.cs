@@ -29,18 +29,21 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tensor, Ten
 
     public MoeLayer? Moe => ffn.Moe;
 
+    /// <summary>Dtype of the sublayers' computation (their inputs are cast to it); the residual stream stays fp32.</summary>
+    public ScalarType ComputeDtype { get; set; } = ScalarType.Float32;
+
     /// <summary>
     /// x [B, Lt, d]; targetMask [B, Lt] real target positions (routing only; causality handles padding);
     /// memory [B, Ls, d] encoder output; sourceMask [B, Ls].
     /// </summary>
     public override Tensor forward(Tensor x, Tensor targetMask, Tensor memory, Tensor sourceMask)
     {
-        var h = LayerNormIn.Apply(self_attn_norm, x);
+        var h = LayerNormIn.Apply(self_attn_norm, x, ComputeDtype);
         h = self_attn.call(h, h, null, true);
         x = x + nn.functional.dropout(h, dropout, training);
-        h = cross_attn.call(LayerNormIn.Apply(cross_attn_norm, x), memory, sourceMask, false);
+        h = cross_attn.call(LayerNormIn.Apply(cross_attn_norm, x, ComputeDtype), memory, sourceMask, false);
         x = x + nn.functional.dropout(h, dropout, training);
-        h = ffn.call(LayerNormIn.Apply(ffn_norm, x), targetMask);
+        h = ffn.call(LayerNormIn.Apply(ffn_norm, x, ComputeDtype), targetMask);
         return x + nn.functional.dropout(h, dropout, training);
     }
 
@@ -53,16 +56,16 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tensor, Ten
     /// </summary>
     public Tensor Step(Tensor x, DecoderLayerCache cache, Tensor sourceMask)
     {
-        var h = LayerNormIn.Apply(self_attn_norm, x);
+        var h = LayerNormIn.Apply(self_attn_norm, x, ComputeDtype);
         var (k, v) = self_attn.KeysValues(h);
         cache.AppendSelf(k, v);
         h = self_attn.AttendCached(h, cache.SelfK!, cache.SelfV!, null);
         x = x + nn.functional.dropout(h, dropout, training);
-        h = cross_attn.AttendCached(LayerNormIn.Apply(cross_attn_norm, x), cache.CrossK, cache.CrossV, sourceMask);
+        h = cross_attn.AttendCached(LayerNormIn.Apply(cross_attn_norm, x, ComputeDtype), cache.CrossK, cache.CrossV, sourceMask);
         x = x + nn.functional.dropout(h, dropout, training);
         // Every row of a step is a real token (finished hypotheses leave the batch), so the routing mask is all true.
         var tokenMask = ones(x.shape[0], x.shape[1], dtype: ScalarType.Bool, device: x.device);
-        h = ffn.call(LayerNormIn.Apply(ffn_norm, x), tokenMask);
+        h = ffn.call(LayerNormIn.Apply(ffn_norm, x, ComputeDtype), tokenMask);
         return x + nn.functional.dropout(h, dropout, training);
     }
 }

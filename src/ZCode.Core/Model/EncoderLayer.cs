@@ -27,13 +27,16 @@ public sealed class EncoderLayer : nn.Module<Tensor, Tensor, Tensor>
 
     public MoeLayer? Moe => ffn.Moe;
 
+    /// <summary>Dtype of the sublayers' computation (their inputs are cast to it); the residual stream stays fp32.</summary>
+    public ScalarType ComputeDtype { get; set; } = ScalarType.Float32;
+
     /// <summary>x [B, L, d]; tokenMask [B, L] bool, true for real (non-pad) tokens.</summary>
     public override Tensor forward(Tensor x, Tensor tokenMask)
     {
-        var h = LayerNormIn.Apply(self_attn_norm, x);
+        var h = LayerNormIn.Apply(self_attn_norm, x, ComputeDtype);
         h = self_attn.call(h, h, tokenMask, false);
         x = x + nn.functional.dropout(h, dropout, training);
-        h = ffn.call(LayerNormIn.Apply(ffn_norm, x), tokenMask);
+        h = ffn.call(LayerNormIn.Apply(ffn_norm, x, ComputeDtype), tokenMask);
         return x + nn.functional.dropout(h, dropout, training);
     }
 }

@@ -25,8 +25,25 @@ public sealed class Seq2SeqTransformer : nn.Module<Tensor, Tensor, Tensor>
     public ModelConfig Config { get; }
     public int PadId { get; }
 
-    /// <summary>Compute dtype of activations and matmuls (fp32 or bf16); parameters always stay fp32.</summary>
-    public ScalarType ComputeDtype { get; set; } = ScalarType.Float32;
+    /// <summary>
+    /// Compute dtype of matmuls, attention and experts (fp32 or bf16). Parameters (the optimizer's master weights)
+    /// always stay fp32 and are cast where they are used, so gradients flow back into fp32; the residual stream,
+    /// LayerNorm, the MoE router, the logits and the loss stay fp32.
+    /// </summary>
+    public ScalarType ComputeDtype
+    {
+        get => computeDtype;
+        set
+        {
+            if (value is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))
+                throw new ArgumentException($"compute dtype must be a floating type, got {value}", nameof(value));
+            computeDtype = value;
+            foreach (var l in encoder_layers) l.ComputeDtype = value;
+            foreach (var l in decoder_layers) l.ComputeDtype = value;
+        }
+    }
+
+    private ScalarType computeDtype = ScalarType.Float32;
 
     /// <param name="cfg">Model settings.</param>
     /// <param name="padId">Padding token id.</param>
@@ -78,9 +95,33 @@ public sealed class Seq2SeqTransformer : nn.Module<Tensor, Tensor, Tensor>
         return named_parameters().Where(p => experts.Contains(p.parameter.Handle) == expert).Select(p => (p.name, p.parameter)).ToList();
     }
 
+    /// <summary>The device the parameters live on (where inputs must be).</summary>
+    public Device Device => embed_tokens.weight!.device;
+
     /// <summary>All MoE layers, encoder first then decoder, in layer order (the order of expert statistics).</summary>
     public IReadOnlyList<MoeLayer> MoeLayers =>
         encoder_layers.Select(l => l.Moe).Concat(decoder_layers.Select(l => l.Moe)).OfType<MoeLayer>().ToList();
+
+    /// <summary>
+    /// Teacher-forced forward with the real (non-pad) token counts of src and tgtIn known on the host (the trainer
+    /// built the batch): the MoE layers size their capacity from them instead of reading the masks back from the
+    /// device, so a training step never waits for the GPU.
+    /// </summary>
+    public Tensor Forward(Tensor src, Tensor tgtIn, long srcTokens, long tgtTokens)
+    {
+        var encoderMoe = encoder_layers.Select(l => l.Moe).OfType<MoeLayer>().ToList();
+        var decoderMoe = decoder_layers.Select(l => l.Moe).OfType<MoeLayer>().ToList();
+        foreach (var m in encoderMoe) m.RealTokensHint = srcTokens;
+        foreach (var m in decoderMoe) m.RealTokensHint = tgtTokens;
+        try
+        {
+            return call(src, tgtIn);
+        }
+        finally
+        {
+            foreach (var m in encoderMoe.Concat(decoderMoe)) m.RealTokensHint = null;
+        }
+    }
 
     /// <summary>Teacher-forced forward: src [B, Ls], tgtIn [B, Lt] -> fp32 logits [B, Lt, V].</summary>
     public override Tensor forward(Tensor src, Tensor tgtIn)
@@ -90,13 +131,13 @@ public sealed class Seq2SeqTransformer : nn.Module<Tensor, Tensor, Tensor>
         return Decode(tgtIn, memory, srcMask);
     }
 
-    /// <summary>Encoder output [B, Ls, d] in the compute dtype.</summary>
+    /// <summary>Encoder output [B, Ls, d] in the compute dtype (the decoder's cross-attention input).</summary>
     public Tensor Encode(Tensor src, Tensor srcMask)
     {
         var x = Embed(src);
         foreach (var layer in encoder_layers)
             x = layer.call(x, srcMask);
-        return LayerNormIn.Apply(encoder_norm, x);
+        return LayerNormIn.Apply(encoder_norm, x, computeDtype);
     }
 
     /// <summary>Decoder logits [B, Lt, V] (fp32) for decoder input tgtIn given the encoder memory.</summary>
@@ -151,13 +192,13 @@ public sealed class Seq2SeqTransformer : nn.Module<Tensor, Tensor, Tensor>
 
     private Tensor Logits(Tensor hidden)
     {
-        var x = LayerNormIn.Apply(decoder_norm, hidden);
+        var x = LayerNormIn.Apply(decoder_norm, hidden, computeDtype);
         var w = embed_tokens.weight!;
         var logits = nn.functional.linear(x, w.dtype == x.dtype ? w : w.to_type(x.dtype));
         return logits.dtype == ScalarType.Float32 ? logits : logits.to_type(ScalarType.Float32);
     }
 
-    /// <summary>Scaled token embeddings plus positions offset..offset+L-1, for ids [B, L].</summary>
+    /// <summary>Scaled token embeddings plus positions offset..offset+L-1, for ids [B, L]: the fp32 residual stream.</summary>
     private Tensor Embed(Tensor ids, int offset = 0)
     {
         long len = ids.shape[1];
@@ -168,8 +209,7 @@ public sealed class Seq2SeqTransformer : nn.Module<Tensor, Tensor, Tensor>
             ? embed_positions.call(arange(offset, offset + len, dtype: ScalarType.Int64, device: ids.device))
             : sinusoids!.narrow(0, offset, len).to(ids.device);
         x = x + pos.unsqueeze(0);
-        x = nn.functional.dropout(x, Config.Dropout, training);
-        return x.dtype == ComputeDtype ? x : x.to_type(ComputeDtype);
+        return nn.functional.dropout(x, Config.Dropout, training);
     }
 
     /// <summary>Sum over MoE layers of the unweighted load-balancing losses of the last forward (DeepSpeed sums).</summary>

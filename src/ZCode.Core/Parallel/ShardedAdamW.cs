@@ -92,12 +92,9 @@ public sealed class ShardedAdamW : IDisposable
         return deviceParams;
     }
 
-    /// <summary>Sum of squares of the gradient slice (float64), for the global norm.</summary>
-    public double GradSquareSum()
-    {
-        using var scope = NewDisposeScope();
-        return Grad.to(ScalarType.Float64).square().sum().item<double>();
-    }
+    /// <summary>Sum of squares of the gradient slice, for the global norm: a float64 scalar on the slice's device (in
+    /// the caller's dispose scope), so the step does not wait for the device.</summary>
+    public Tensor GradSquareSum() => Grad.to(ScalarType.Float64).square().sum();
 
     public void Dispose()
     {

@@ -81,73 +81,77 @@ public sealed class ParallelOptimizer : IDisposable
     }
 
     /// <summary>Reduces the accumulated gradients, clips them to <paramref name="clipNorm"/> (0 = off) by the global
-    /// norm, and applies one AdamW step at <paramref name="lr"/>. Returns the global gradient norm before clipping.</summary>
-    public double Step(double lr, double clipNorm)
+    /// norm, and applies one AdamW step at <paramref name="lr"/>. Returns the global gradient norm before clipping as
+    /// an fp32 scalar on the parameters' device (in the caller's dispose scope): the norm, the clipping coefficient and
+    /// the update stay on the device, so a step reads nothing back (the trainer reads the norm at log steps).</summary>
+    public Tensor Step(double lr, double clipNorm)
     {
-        double maxNorm = clipNorm > 0 ? clipNorm : double.MaxValue;
         if (Full is not null)
-            return StepFull(lr, maxNorm);
+            return StepFull(lr, clipNorm);
 
         Dense.ReduceToShard(DenseShard!.Grad, reduceScatter: Stage == 2);
         Experts.ReduceToShard(ExpertShard!.Grad, reduceScatter: Stage == 2);
         model.zero_grad(); // the full gradients are not needed any more: free them (set to none)
-        double norm = Math.Sqrt(AllReduceSum(layout.World, DenseShard.GradSquareSum() + ExpertShard.GradSquareSum()));
-        double coef = maxNorm / (norm + 1e-6);
-        if (coef < 1)
+        var square = DenseShard.GradSquareSum() + ExpertShard.GradSquareSum();
+        if (layout.World.Size > 1) layout.World.AllReduce(square);
+        var norm = square.sqrt();
+        if (clipNorm > 0)
         {
-            DenseShard.Grad.mul_(coef);
-            ExpertShard.Grad.mul_(coef);
+            using var _ = no_grad();
+            var coef = Coefficient(norm, clipNorm);
+            DenseShard.Grad.mul_(coef.to_type(DenseShard.Grad.dtype));
+            ExpertShard.Grad.mul_(coef.to_type(ExpertShard.Grad.dtype));
         }
         Dense.AllGatherParameters(DenseShard.Update(lr));
         Experts.AllGatherParameters(ExpertShard.Update(lr));
-        return norm;
+        return norm.to_type(ScalarType.Float32);
     }
 
-    private double StepFull(double lr, double maxNorm)
+    private Tensor StepFull(double lr, double clipNorm)
     {
         Dense.AllReduceGradients();
         Experts.AllReduceGradients();
-        double norm;
+        Tensor norm;
         if (layout.WorldSize == 1)
-            norm = nn.utils.clip_grad_norm_(parameters, maxNorm);
+            norm = GradientClipping.ClipByGlobalNorm(parameters, clipNorm);
         else
         {
             // Non-expert gradients are whole and equal on every rank; expert gradients differ across an expert group
             // (different experts), so their squares are summed over it: every element counted once.
-            double dense = SquareSum(Dense.Partition.Slots);
-            double experts = AllReduceSum(layout.ExpertGroup, SquareSum(Experts.Partition.Slots));
-            norm = Math.Sqrt(dense + experts);
-            double coef = maxNorm / (norm + 1e-6);
-            if (coef < 1)
+            var experts = SquareSum(Experts.Partition.Slots);
+            if (layout.ExpertGroup.Size > 1) layout.ExpertGroup.AllReduce(experts);
+            norm = (SquareSum(Dense.Partition.Slots) + experts).sqrt();
+            if (clipNorm > 0)
+            {
+                using var _ = no_grad();
+                var coef = Coefficient(norm, clipNorm);
                 foreach (var p in parameters)
                 {
                     using var g = p.grad;
-                    g?.mul_(coef);
+                    g?.mul_(coef.to_type(g.dtype));
                 }
+            }
+            norm = norm.to_type(ScalarType.Float32);
         }
         OptimizerFactory.SetLearningRate(Full!, lr);
         Full!.step();
         return norm;
     }
 
-    private static double SquareSum(IEnumerable<FlatSlot> slots)
+    /// <summary>torch's clip_grad_norm_ coefficient max / (norm + 1e-6), capped at 1 (multiplying by 1 is exact, so
+    /// a norm under the limit leaves the gradients unchanged).</summary>
+    private static Tensor Coefficient(Tensor norm, double maxNorm) => ((norm + 1e-6).reciprocal() * maxNorm).clamp_max(1.0);
+
+    /// <summary>Sum of squares of the slots' gradients: a float64 scalar on the parameters' device (caller's scope).</summary>
+    private Tensor SquareSum(IEnumerable<FlatSlot> slots)
     {
-        using var scope = NewDisposeScope();
-        double sum = 0;
+        var sum = zeros(Array.Empty<long>(), ScalarType.Float64, parameters.Count > 0 ? parameters[0].device : CPU);
         foreach (var s in slots)
         {
-            var g = s.Param.grad;
-            if (g is not null) sum += g.to(ScalarType.Float64).square().sum().item<double>();
+            using var g = s.Param.grad;
+            if (g is not null) sum.add_(g.to(ScalarType.Float64).square().sum());
         }
         return sum;
-    }
-
-    private static double AllReduceSum(ICommunicator comm, double value)
-    {
-        if (comm.Size == 1) return value;
-        using var t = tensor(new[] { value }, ScalarType.Float64);
-        comm.AllReduce(t);
-        return t.item<double>();
     }
 
     public void Dispose()

@@ -1,5 +1,6 @@
 using ZCode.Data;
 using ZCode.Model.Moe;
+using ZCode.Runtime;
 using static TorchSharp.torch;
 
 namespace ZCode.Training;
@@ -10,79 +11,133 @@ namespace ZCode.Training;
 /// encoder tokens too (the source carries the target-language tag), so the usage shows language specialisation in
 /// both stacks. Usage counts the router's choices of real tokens, all k of them, before capacity dropping: it is
 /// what the router wants, while <c>expert_load</c> is what the experts kept.
+/// <para>The sums live on the model's device and are only read back (once per interval, kept on the host until the
+/// next <see cref="Add"/> or <see cref="Reset"/>) by the readers and <see cref="Pack"/>, which the trainer calls at log
+/// steps only, so accumulating never waits for the device. Under data parallelism each rank accumulates its own
+/// micro-batches; at a log step <see cref="Pack"/>, one all-reduce and <see cref="Unpack"/> make them global.</para>
 /// </summary>
-public sealed class RoutingStatistics
+public sealed class RoutingStatistics : IDisposable
 {
-    private readonly Dictionary<string, long[][]> usage = new(StringComparer.Ordinal);
-    private double[] entropySum = [];
+    private const int InitialLanguages = 16;
+    private readonly Dictionary<string, int> languageIndex = new(StringComparer.Ordinal);
+    private Tensor? entropySum;             // [layers] fp32
+    private Tensor?[] usage = [];           // per layer [languages, E] int64
     private int forwards;
 
-    /// <summary>Adds the last forward of every layer in <paramref name="layers"/> (call inside the micro-batch's
-    /// dispose scope, after the forward). One host synchronisation per layer.</summary>
+    /// <summary>The language index of every row of <paramref name="batch"/> (its target language), for
+    /// <see cref="Add"/>; new languages get the next index.</summary>
+    public long[] RowLanguages(Batch batch)
+    {
+        var rows = new long[batch.Size];
+        for (int r = 0; r < rows.Length; r++)
+        {
+            var lang = batch.Examples[r].TgtLang;
+            if (!languageIndex.TryGetValue(lang, out var i))
+                languageIndex[lang] = i = languageIndex.Count;
+            rows[r] = i;
+        }
+        return rows;
+    }
+
+    /// <summary>Adds the last forward of <paramref name="layers"/> for <paramref name="batch"/>, uploading its row
+    /// languages (the trainer uploads them with the batch instead and calls the other overload).</summary>
     public void Add(IReadOnlyList<MoeLayer> layers, Batch batch)
     {
-        if (entropySum.Length != layers.Count) entropySum = new double[layers.Count];
-        var rowLang = batch.Examples.Select(e => e.TgtLang).ToArray();
-        for (int i = 0; i < layers.Count; i++)
+        var device = layers.Select(l => l.LastRouting?.ExpertIndex.device).FirstOrDefault(d => d is not null) ?? CPU;
+        using var rows = HostTransfers.Upload(RowLanguages(batch), [batch.Size], device);
+        Add(layers, rows);
+    }
+
+    /// <summary>Adds the last forward of every layer in <paramref name="layers"/> (call inside the micro-batch's
+    /// dispose scope, after the forward); <paramref name="rowLanguages"/> [B] int64 on the model's device holds
+    /// <see cref="RowLanguages"/> of the batch. Device operations only.</summary>
+    public void Add(IReadOnlyList<MoeLayer> layers, Tensor rowLanguages)
+    {
+        snapshot = null;
+        if (layers.Count == 0) { forwards++; return; }
+        var device = rowLanguages.device;
+        if (entropySum is null || entropySum.shape[0] != layers.Count || entropySum.device_type != device.type
+            || entropySum.device_index != device.index)
         {
-            var layer = layers[i];
-            if (layer.RouterEntropy is { } h) entropySum[i] += h.item<float>();
-            if (layer.LastRouting is { } r && layer.LastInputShape.Length == 2 && layer.LastInputShape[0] == rowLang.Length)
-                AddUsage(i, layers.Count, layer.Experts, r, layer.LastInputShape[1], rowLang);
+            entropySum?.Dispose();
+            entropySum = zeros(layers.Count, ScalarType.Float32, device).DetachFromDisposeScope();
+            foreach (var u in usage) u?.Dispose();
+            usage = new Tensor?[layers.Count];
+        }
+        long rows = rowLanguages.shape[0];
+        using var scope = NewDisposeScope();
+        using (no_grad())
+        {
+            for (int i = 0; i < layers.Count; i++)
+            {
+                var layer = layers[i];
+                if (layer.RouterEntropy is { } h) entropySum.narrow(0, i, 1).add_(h.reshape(1));
+                if (layer.LastRouting is { } r && r.ExpertIndex.numel() > 0 && layer.LastInputShape.Length == 2
+                    && layer.LastInputShape[0] == rows)
+                    AddUsage(i, layer.Experts, r, layer.LastInputShape[1], rowLanguages);
+            }
         }
         forwards++;
     }
 
-    private void AddUsage(int layerIndex, int layerCount, int experts, MoeRoutingResult r, long rowLength, string[] rowLang)
+    private void AddUsage(int layerIndex, int experts, MoeRoutingResult r, long rowLength, Tensor rowLanguages)
     {
-        if (r.ExpertIndex.numel() == 0) return;
-        long rows = rowLang.Length;
-        using var scope = NewDisposeScope();
-        // Row-major [B, L] input: token t belongs to row t / L. Masked slots (position -1) are not counted.
-        var real = r.Position.ge(0);
-        var key = (r.TokenIndex.div(rowLength, rounding_mode: RoundingMode.floor) * experts + r.ExpertIndex)
-            .masked_select(real);
-        var counts = key.bincount(null, rows * experts);
-        using var host = counts.cpu().data<long>();
-        var values = host.ToArray();
-        for (int row = 0; row < rows; row++)
+        int languages = Math.Max(InitialLanguages, languageIndex.Count);
+        var current = usage[layerIndex];
+        if (current is null || current.shape[0] < languageIndex.Count)
         {
-            if (!usage.TryGetValue(rowLang[row], out var perLayer))
-                usage[rowLang[row]] = perLayer = new long[layerCount][];
-            perLayer[layerIndex] ??= new long[experts];
-            for (int e = 0; e < experts; e++) perLayer[layerIndex][e] += values[row * experts + e];
+            var grown = zeros(new long[] { languages * 2, experts }, ScalarType.Int64, rowLanguages.device);
+            if (current is not null) grown.narrow(0, 0, current.shape[0]).copy_(current);
+            current?.Dispose();
+            usage[layerIndex] = current = grown.DetachFromDisposeScope();
         }
+        // Row-major [B, L] input: token t belongs to row t / L. Masked slots (position -1) add a zero weight.
+        var row = r.TokenIndex.div(rowLength, rounding_mode: RoundingMode.floor);
+        var key = rowLanguages.index_select(0, row) * experts + r.ExpertIndex;
+        var real = r.Position.ge(0).to(ScalarType.Int64);
+        var flat = current.view(-1);
+        flat.index_add_(0, key, real, 1);
     }
 
     /// <summary>Mean router entropy per layer (nats) since the last <see cref="Reset"/>.</summary>
-    public double[] RouterEntropy() => entropySum.Select(v => forwards == 0 ? 0 : v / forwards).ToArray();
+    public double[] RouterEntropy()
+    {
+        var snap = Read();
+        return snap.EntropySums.Select(v => snap.Forwards == 0 ? 0 : v / snap.Forwards).ToArray();
+    }
 
     /// <summary>Per target language, per layer, the fraction of that language's routed assignments each expert
     /// received since the last <see cref="Reset"/> (rows sum to 1; a layer with no tokens gives zeros).</summary>
-    public Dictionary<string, double[][]> ExpertUsageByLanguage() => usage
-        .OrderBy(kv => kv.Key, StringComparer.Ordinal)
-        .ToDictionary(kv => kv.Key, kv => kv.Value.Select(layer =>
-        {
-            if (layer is null) return Array.Empty<double>();
-            double total = layer.Sum();
-            return layer.Select(n => total > 0 ? n / total : 0.0).ToArray();
-        }).ToArray(), StringComparer.Ordinal);
+    public Dictionary<string, double[][]> ExpertUsageByLanguage()
+    {
+        var result = new Dictionary<string, double[][]>(StringComparer.Ordinal);
+        foreach (var (lang, perLayer) in Read().Usage.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            result[lang] = perLayer.Select(counts =>
+            {
+                double total = counts.Sum();
+                return counts.Select(n => total > 0 ? n / total : 0.0).ToArray();
+            }).ToArray();
+        return result;
+    }
 
     /// <summary>Per layer, max/mean of the routed assignments per expert (all languages) since the last
     /// <see cref="Reset"/>: 1 is perfect balance, E is everything on one expert. This is the load the balancing loss
-    /// acts on (f_e is measured before dropping); kept-token load is capped by the capacity and understates it.</summary>
+    /// acts on (f_e is measured before dropping); kept-token load is capped by the capacity and understates it.
+    /// Empty when nothing was routed.</summary>
     public double[] LoadImbalance()
     {
-        int layers = usage.Values.Select(v => v.Length).DefaultIfEmpty(0).Max();
+        var usageByLang = Read().Usage;
+        int layers = usageByLang.Values.Select(v => v.Length).DefaultIfEmpty(0).Max();
         var result = new double[layers];
         for (int i = 0; i < layers; i++)
         {
             long[]? total = null;
-            foreach (var perLayer in usage.Values)
+            foreach (var perLayer in usageByLang.Values)
             {
-                if (perLayer[i] is not { } counts) continue;
+                if (i >= perLayer.Length || perLayer[i].Length == 0) continue;
+                var counts = perLayer[i];
                 total ??= new long[counts.Length];
-                for (int e = 0; e < counts.Length; e++) total[e] += counts[e];
+                for (int e = 0; e < counts.Length && e < total.Length; e++) total[e] += counts[e];
             }
             double mean = total is null ? 0 : total.Average();
             result[i] = mean > 0 ? total!.Max() / mean : 0;
@@ -91,28 +146,32 @@ public sealed class RoutingStatistics
     }
 
     /// <summary>Appends entropy sums, the forward count and the usage counts of <paramref name="langs"/> (every layer,
-    /// every expert; zeros where unseen) to <paramref name="into"/>: the same layout on every rank.</summary>
+    /// every expert; zeros where unseen) to <paramref name="into"/>: the same layout on every rank, for one all-reduce.
+    /// Reads the device (call it at logged steps only).</summary>
     public void Pack(List<double> into, IReadOnlyList<MoeLayer> layers, IEnumerable<string> langs)
     {
-        if (entropySum.Length != layers.Count) entropySum = new double[layers.Count];
-        into.AddRange(entropySum);
-        into.Add(forwards);
+        var snap = Read();
+        for (int i = 0; i < layers.Count; i++)
+            into.Add(i < snap.EntropySums.Length ? snap.EntropySums[i] : 0);
+        into.Add(snap.Forwards);
         foreach (var lang in langs)
         {
-            usage.TryGetValue(lang, out var perLayer);
+            snap.Usage.TryGetValue(lang, out var perLayer);
             for (int i = 0; i < layers.Count; i++)
                 for (int e = 0; e < layers[i].Experts; e++)
-                    into.Add(perLayer?[i] is { } row && e < row.Length ? row[e] : 0);
+                    into.Add(perLayer is not null && i < perLayer.Length && e < perLayer[i].Length ? perLayer[i][e] : 0);
         }
     }
 
-    /// <summary>Replaces the interval's statistics with those packed by <see cref="Pack"/> (after reduction).</summary>
+    /// <summary>Replaces the interval's statistics with those packed by <see cref="Pack"/> (after reduction) until
+    /// the next <see cref="Add"/> or <see cref="Reset"/>; the device sums are left alone.</summary>
     public void Unpack(double[] from, IReadOnlyList<MoeLayer> layers, IEnumerable<string> langs)
     {
         int at = 0;
-        for (int i = 0; i < entropySum.Length; i++) entropySum[i] = from[at++];
-        forwards = (int)from[at++];
-        usage.Clear();
+        var entropy = new double[layers.Count];
+        for (int i = 0; i < entropy.Length; i++) entropy[i] = from[at++];
+        int count = (int)from[at++];
+        var usageByLang = new Dictionary<string, long[][]>(StringComparer.Ordinal);
         foreach (var lang in langs)
         {
             var perLayer = new long[layers.Count][];
@@ -122,14 +181,48 @@ public sealed class RoutingStatistics
                 perLayer[i] = new long[layers[i].Experts];
                 for (int e = 0; e < layers[i].Experts; e++) any |= (perLayer[i][e] = (long)from[at++]) > 0;
             }
-            if (any) usage[lang] = perLayer;
+            if (any) usageByLang[lang] = perLayer;
         }
+        snapshot = new Snapshot(entropy, count, usageByLang);
     }
 
+    /// <summary>Host copy of the interval's statistics: entropy sums per layer, the forward count, and per language
+    /// that has any routed token the per-layer counts per expert (an empty array for a layer without usage).</summary>
+    private sealed record Snapshot(double[] EntropySums, int Forwards, Dictionary<string, long[][]> Usage);
+
+    private Snapshot? snapshot;
+
+    /// <summary>The interval's statistics, read from the device once (one read for the entropy sums, one per MoE
+    /// layer for the usage) and kept until the next <see cref="Add"/> or <see cref="Reset"/>.</summary>
+    private Snapshot Read()
+    {
+        if (snapshot is not null) return snapshot;
+        var entropy = entropySum is null ? [] : HostTransfers.Read<float>(entropySum).Select(v => (double)v).ToArray();
+        var perLayer = usage.Select(u => u is null ? ((long[] Counts, int Experts)?)null : (HostTransfers.Read<long>(u), (int)u.shape[1])).ToArray();
+        var usageByLang = new Dictionary<string, long[][]>(StringComparer.Ordinal);
+        foreach (var (lang, index) in languageIndex)
+        {
+            var layers = perLayer.Select(l => l is not { } c || (index + 1) * c.Experts > c.Counts.Length
+                ? Array.Empty<long>()
+                : c.Counts.AsSpan(index * c.Experts, c.Experts).ToArray()).ToArray();
+            if (layers.Any(l => l.Sum() > 0))
+                usageByLang[lang] = layers;
+        }
+        return snapshot = new Snapshot(entropy, forwards, usageByLang);
+    }
+
+    /// <summary>Starts a new interval (zeroes the device sums in place; no read).</summary>
     public void Reset()
     {
-        usage.Clear();
-        Array.Clear(entropySum);
+        snapshot = null;
+        entropySum?.zero_();
+        foreach (var u in usage) u?.zero_();
         forwards = 0;
+    }
+
+    public void Dispose()
+    {
+        entropySum?.Dispose();
+        foreach (var u in usage) u?.Dispose();
     }
 }

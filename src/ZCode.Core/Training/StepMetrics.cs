@@ -1,9 +1,12 @@
 namespace ZCode.Training;
 
-/// <summary>What one logged optimizer step reports (one line of metrics.jsonl).</summary>
+/// <summary>What one optimizer step reports (a logged step: one line of metrics.jsonl). Values read from the device
+/// (losses, grad norm, expert statistics) are only filled on logged steps and are NaN or empty otherwise.</summary>
 public sealed class StepMetrics
 {
     public int Step { get; init; }
+    /// <summary>Whether this is a logged step (its device values were read).</summary>
+    public bool Logged { get; init; } = true;
     public int MaxSteps { get; init; }
     /// <summary>Label-smoothed cross entropy per target token (nats).</summary>
     public double Loss { get; init; }

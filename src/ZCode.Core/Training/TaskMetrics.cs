@@ -7,7 +7,7 @@ namespace ZCode.Training;
 /// Per-task loss and per-language token counts of one optimizer step, for metrics.jsonl (<c>loss_mt</c>,
 /// <c>loss_dae</c>, <c>tokens_by_lang</c>). The task loss is the unsmoothed NLL per target token, so tasks compare
 /// directly whatever the label smoothing. A batch of one task reuses the batch NLL; only a batch mixing tasks costs
-/// an extra (no-grad) per-row gather.
+/// an extra (no-grad) per-row gather. The trainer fills it on logged steps only (it reads the device).
 /// </summary>
 public sealed class TaskMetrics
 {
@@ -35,7 +35,7 @@ public sealed class TaskMetrics
         {
             var lprobs = nn.functional.log_softmax(logits.detach().to(ScalarType.Float32), -1);
             var nll = -lprobs.gather(-1, tgtOut.clamp_min(0).unsqueeze(-1)).squeeze(-1);
-            rows = nll.masked_fill(tgtOut.eq(padId), 0.0).sum(1).cpu().data<float>().ToArray();
+            rows = ZCode.Runtime.HostTransfers.Read<float>(nll.masked_fill(tgtOut.eq(padId), 0.0).sum(1));
         }
         for (var r = 0; r < examples.Count; r++) Accumulate(examples[r].Task, rows[r], examples[r].Target.Length);
     }

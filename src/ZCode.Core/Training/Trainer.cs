@@ -9,6 +9,7 @@ using ZCode.Config;
 using ZCode.Data;
 using ZCode.Model;
 using ZCode.Parallel;
+using ZCode.Runtime;
 using static TorchSharp.torch;
 
 namespace ZCode.Training;
@@ -35,9 +36,16 @@ public sealed partial class Trainer
     private long totalTokens;
     private int startStep;
     private double[][] lastExpertLoad = [];
+    private long intervalTokens;
+    private readonly Stopwatch intervalClock = Stopwatch.StartNew();
     private readonly RoutingStatistics routing = new();
     private readonly SortedSet<string> intervalLangs = new(StringComparer.Ordinal);
+    // Count of steps whose loss was not finite on this rank, on the device: checked (over all ranks) at log steps and
+    // before saving.
+    private readonly Tensor nonFinite;
 
+    /// <param name="device">Where the model lives (it must already be there, before this constructor builds the
+    /// optimizer state next to the parameters); null = CPU.</param>
     /// <param name="layout">Process groups; null trains in this process alone. Every rank must pass a stream that
     /// yields the same global sequence of micro-batches (same data, seed and budget).</param>
     public Trainer(ZCodeConfig cfg, Seq2SeqTransformer model, IBatchStream data, string outputDir, ILogger log,
@@ -51,6 +59,7 @@ public sealed partial class Trainer
         this.observer = observer;
         this.device = device ?? CPU;
         this.layout = layout ?? ParallelLayout.Single();
+        nonFinite = zeros(1, ScalarType.Float32, this.device).squeeze().DetachFromDisposeScope();
         optimizer = new ParallelOptimizer(model, cfg.Train, cfg.Parallel, this.layout, this.device, bucketBytes);
         checkpoints = new CheckpointStore(outputDir, cfg.Train.KeepLast, cfg.Train.KeepEvery);
     }
@@ -75,13 +84,19 @@ public sealed partial class Trainer
         LogLayout();
 
         int lastSaved = startStep > 0 ? startStep : -1;
+        int lastChecked = startStep;
+        intervalClock.Restart();
         while (step < t.MaxSteps && !cancel.IsCancellationRequested)
         {
             step++;
-            var m = TrainStep(step, clock);
+            // Only logged steps read values back from the device (on CUDA: the only synchronisations of a step).
             bool logged = step % Math.Max(1, t.LogInterval) == 0 || step == t.MaxSteps || step == 1;
+            var m = TrainStep(step, logged, clock);
             if (logged)
             {
+                CheckFinite(step, lastChecked);
+                lastChecked = step;
+                // Every rank takes part in the routing statistics' reduction; rank 0 alone writes them.
                 var withRouting = WithRouting(m);
                 metrics?.Write(withRouting);
                 lastExpertLoad = m.ExpertLoad;
@@ -91,10 +106,10 @@ public sealed partial class Trainer
                     m.Step, t.MaxSteps, m.Loss, m.NllLoss, m.Lr, m.TokensPerSecond, m.AuxLoss, m.GradNorm, m.DroppedFraction, eta);
             }
             observer.OnStep(m, logged);
-            if (!double.IsFinite(m.Loss))
-                throw new InvalidOperationException($"loss became {m.Loss} at step {step}; lower train.lr or check the data");
             if (t.SaveInterval > 0 && step % t.SaveInterval == 0 && step < t.MaxSteps)
             {
+                CheckFinite(step, lastChecked);
+                lastChecked = step;
                 Save(step);
                 lastSaved = step;
             }
@@ -102,13 +117,16 @@ public sealed partial class Trainer
 
         bool interrupted = step < t.MaxSteps;
         if (step > 0 && lastSaved != step)
+        {
+            CheckFinite(step, lastChecked);
             Save(step);
+        }
         observer.OnFinish(step, interrupted);
         log.Information(interrupted ? "interrupted at step {Step}; checkpoint saved" : "finished at step {Step}", step);
         return step;
     }
 
-    private StepMetrics TrainStep(int step, Stopwatch clock)
+    private StepMetrics TrainStep(int step, bool logged, Stopwatch clock)
     {
         var t = cfg.Train;
         var stepClock = Stopwatch.StartNew();
@@ -126,12 +144,14 @@ public sealed partial class Trainer
         foreach (var b in global)
             foreach (var e in b.Examples)
                 intervalLangs.Add(e.TgtLang);
-        double lossSum = 0, nllSum = 0, auxSum = 0, zSum = 0;
-        var expertStats = new ExpertStepStatistics(model.MoeLayers);
 
         var lr = LearningRateSchedule.At(t, step);
         optimizer.ZeroGrad();
-        var byTask = new TaskMetrics();
+        // Step sums [loss, nll, aux, z] of this rank's micro-batches stay on the device; they are read once, and only
+        // on logged steps, where one all-reduce makes them (and the per-task and expert figures) global.
+        Tensor? sums = null;
+        var byTask = logged ? new TaskMetrics() : null;
+        var expertStats = logged ? new ExpertStepStatistics(model.MoeLayers) : null;
         for (int micro = layout.Rank; micro < global.Count; micro += ranks)
         {
             var batch = global[micro];
@@ -139,9 +159,9 @@ public sealed partial class Trainer
             // Randomness depends on (seed, step, global micro-batch index) only: this rank draws for micro-batch m what
             // a single process running every micro-batch draws for it.
             StepSeeding.ApplyMicro(model, t.Seed, step, micro);
-            var (src, tgtIn, tgtOut) = batch.ToTensors(device);
-            var logits = model.call(src, tgtIn);
-            var (loss, nll) = Losses.LabelSmoothedCrossEntropy(logits, tgtOut, model.PadId, t.LabelSmoothing);
+            var b = DeviceBatch.Upload(batch, routing.RowLanguages(batch), device);
+            var logits = model.Forward(b.Src, b.TgtIn, batch.SrcTokenCount, batch.TgtTokenCount);
+            var (loss, nll) = Losses.LabelSmoothedCrossEntropy(logits, b.TgtOut, model.PadId, t.LabelSmoothing);
             var share = (double)batch.TgtTokenCount / Math.Max(1, stepTokens);
             var objective = loss / Math.Max(1, stepTokens);
             var aux = model.AuxLoss();
@@ -152,42 +172,66 @@ public sealed partial class Trainer
                 objective = objective + z * (cfg.Model.Moe.ZLossWeight * share);
             objective.backward();
 
-            lossSum += loss.item<float>();
-            float batchNll = nll.item<float>();
-            nllSum += batchNll;
-            byTask.Add(batch, logits, tgtOut, model.PadId, batchNll);
-            if (aux is not null) auxSum += aux.item<float>() * share;
-            if (z is not null) zSum += z.item<float>() * share;
-            routing.Add(model.MoeLayers, batch);
-            expertStats.Add();
+            using (no_grad())
+            {
+                var zero = zeros(1, ScalarType.Float32, device).squeeze();
+                var row = stack(new[] { loss, nll, (aux ?? zero) * share, (z ?? zero) * share }).to_type(ScalarType.Float32);
+                sums = (sums is null ? row : sums + row).MoveToOuterDisposeScope();
+            }
+            byTask?.Add(batch, logits, b.TgtOut, model.PadId, HostTransfers.Item<float>(nll));
+            routing.Add(model.MoeLayers, b.RowLanguages);
+            // Expert load and drops over every micro-batch of a logged step (reads each layer's counts once).
+            expertStats?.Add();
         }
 
-        // One all-reduce carries every figure rank 0 logs: it then reports the global batch, not its share.
-        var sums = new List<double> { lossSum, nllSum, auxSum, zSum };
-        expertStats.Pack(sums);
-        var tasks = global.SelectMany(b => b.Examples.Select(e => e.Task)).ToHashSet();
-        var langs = global.SelectMany(b => b.Examples.SelectMany(e => new[] { e.SrcLang, e.TgtLang })).ToHashSet();
-        byTask.Pack(sums, tasks, langs);
-        var reduced = AllReduceSum(layout.World, sums.ToArray());
-        (lossSum, nllSum, auxSum, zSum) = (reduced[0], reduced[1], reduced[2], reduced[3]);
-        int at = expertStats.Unpack(reduced, 4);
-        byTask.Unpack(reduced, at, tasks, langs);
-        var (expertLoad, dropped) = expertStats.Result();
-
-        double gradNorm = optimizer.Step(lr, t.ClipNorm);
+        var gradNorm = optimizer.Step(lr, t.ClipNorm);
         totalTokens += stepTokens;
+        using (no_grad())
+            nonFinite.add_(sums![0].isfinite().logical_not().to_type(ScalarType.Float32));
 
+        // Logged steps only: one read of [loss, nll, aux, z, gnorm], then one all-reduce carries every figure rank 0
+        // logs, so it reports the global batch, not its share. Every rank knows which steps are logged, so all take
+        // part. The gradient norm is already global (equal on every rank): it is not summed.
+        double[] values = [];
+        double[][] expertLoad = [];
+        double dropped = double.NaN;
+        if (logged)
+        {
+            var read = HostTransfers.Read<float>(cat([sums!, gradNorm.reshape(1)], 0));
+            var figures = new List<double> { read[0], read[1], read[2], read[3] };
+            expertStats!.Pack(figures);
+            var tasks = global.SelectMany(b => b.Examples.Select(e => e.Task)).ToHashSet();
+            var langs = global.SelectMany(b => b.Examples.SelectMany(e => new[] { e.SrcLang, e.TgtLang })).ToHashSet();
+            byTask!.Pack(figures, tasks, langs);
+            var reduced = AllReduceSum(layout.World, figures.ToArray());
+            int at = expertStats.Unpack(reduced, 4);
+            byTask.Unpack(reduced, at, tasks, langs);
+            (expertLoad, dropped) = expertStats.Result();
+            values = [reduced[0], reduced[1], reduced[2], reduced[3], read[4]];
+        }
         var seconds = stepClock.Elapsed.TotalSeconds;
+        // Throughput over the steps since the last logged step: on a GPU the steps in between only queue work, and
+        // the read above waited for all of it, so a single step's time would not mean anything there.
+        intervalTokens += stepTokens;
+        double tokensPerSecond = intervalTokens / Math.Max(1e-9, intervalClock.Elapsed.TotalSeconds);
+        if (logged)
+        {
+            intervalTokens = 0;
+            intervalClock.Restart();
+        }
         return new StepMetrics
         {
-            Step = step, MaxSteps = t.MaxSteps,
-            Loss = lossSum / Math.Max(1, stepTokens), NllLoss = nllSum / Math.Max(1, stepTokens),
+            Step = step, MaxSteps = t.MaxSteps, Logged = logged,
+            Loss = logged ? values[0] / Math.Max(1, stepTokens) : double.NaN,
+            NllLoss = logged ? values[1] / Math.Max(1, stepTokens) : double.NaN,
             Lr = lr, Tokens = stepTokens, TotalTokens = totalTokens,
-            TokensPerSecond = stepTokens / Math.Max(1e-9, seconds),
-            AuxLoss = auxSum, ZLoss = zSum, GradNorm = gradNorm,
+            TokensPerSecond = tokensPerSecond,
+            AuxLoss = logged ? values[2] : double.NaN, ZLoss = logged ? values[3] : double.NaN,
+            GradNorm = logged ? values[4] : double.NaN,
             DroppedFraction = dropped, ExpertLoad = expertLoad,
             StepSeconds = seconds, DataWaitSeconds = dataWait, ElapsedSeconds = clock.Elapsed.TotalSeconds,
-            LossByTask = byTask.LossByTask, TokensByLang = byTask.TokensByLang,
+            LossByTask = byTask?.LossByTask ?? new Dictionary<string, double>(),
+            TokensByLang = byTask?.TokensByLang ?? new Dictionary<string, long>(),
             OptimizerStateBytes = optimizer.StateBytes,
         };
     }
@@ -199,6 +243,17 @@ public sealed partial class Trainer
         using var t = tensor(values, ScalarType.Float64);
         comm.AllReduce(t);
         return t.data<double>().ToArray();
+    }
+
+    /// <summary>Throws when any step since the last check had a non-finite loss on any rank (one device read and, with
+    /// several ranks, one all-reduce; called at log steps and before every checkpoint, which every rank reaches
+    /// together, so a diverged model is never saved and all ranks stop).</summary>
+    private void CheckFinite(int step, int lastChecked)
+    {
+        if (AllReduceSum(layout.World, [HostTransfers.Item<float>(nonFinite)])[0] == 0)
+            return;
+        var when = step - lastChecked <= 1 ? $"at step {step}" : $"between steps {lastChecked + 1} and {step}";
+        throw new InvalidOperationException($"loss became non-finite {when}; lower train.lr or check the data");
     }
 
     /// <summary>Router entropy and per-language expert usage since the last logged step; then starts a new interval.</summary>

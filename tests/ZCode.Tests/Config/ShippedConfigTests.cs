@@ -40,7 +40,7 @@ public class ShippedConfigTests
         var c = ConfigLoader.LoadFile(ConfigTestSupport.ShippedConfig("m3-base.yaml"));
         Assert.That((c.Model.EncoderLayers, c.Model.DecoderLayers, c.Model.DModel, c.Model.FfnDim, c.Model.Heads), Is.EqualTo((6, 6, 512, 2048, 8)));
         Assert.That((c.Model.Moe.Experts, c.Model.Moe.EveryNLayers, c.Model.Moe.TopK), Is.EqualTo((16, 2, 2)));
-        Assert.That(c.Train.Dtype, Is.EqualTo("bfloat16"));
+        Assert.That(c.Train.Dtype, Is.EqualTo("bf16"));
         Assert.That(c.Train.TokensPerBatch, Is.EqualTo(16384));
     }
 
@@ -69,7 +69,7 @@ public class ShippedConfigTests
             Assert.That(m.Moe.AuxLossWeight, Is.EqualTo(0.01));
             Assert.That(c.Parallel.Backend, Is.EqualTo("nccl"));
             Assert.That(c.Parallel.ExpertParallel, Is.EqualTo(64));
-            Assert.That(c.Train.Dtype, Is.EqualTo("bfloat16"));
+            Assert.That(c.Train.Dtype, Is.EqualTo("bf16"));
         });
     }
 

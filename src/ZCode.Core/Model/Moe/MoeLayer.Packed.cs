@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -15,7 +16,8 @@ public sealed partial class MoeLayer
     /// 2.0 or when min_capacity pads a small decoding batch) and reads every expert's weights even when it got no
     /// token; the packed path does neither. The [E, C, d] path (<see cref="Dispatch"/>, <see cref="ExpertForward"/>,
     /// <see cref="Combine"/>, <see cref="ExchangeAndRunExperts"/>) stays the path of expert parallelism, whose
-    /// all-to-alls exchange fixed-size buffers. Only for a layer that holds all its experts.
+    /// all-to-alls exchange fixed-size buffers, and of accelerators, where this path's host-side split sizes would
+    /// make every forward wait for the device. Only for a layer that holds all its experts.
     /// </summary>
     public Tensor RunExperts(Tensor x2, MoeRoutingResult r)
     {
@@ -23,7 +25,11 @@ public sealed partial class MoeLayer
             throw new InvalidOperationException("the packed expert path needs all experts on this rank; use ExchangeAndRunExperts");
         long s = x2.shape[0];
         var plan = MoeDispatchPlan.From(r);
-        var counts = r.TokensPerExpertCounts;   // host copy: the split sizes below
+        // The split sizes below. On CPU the counts are host memory already: reading them waits for no device, so it is
+        // not counted as a transfer (forward uses this path on CPU only; elsewhere the read is a synchronisation).
+        var counts = x2.device_type == DeviceType.CPU
+            ? r.TokensPerExpert.contiguous().data<long>().ToArray()
+            : r.TokensPerExpertCounts;
         long kept = counts.Sum();
         if (kept == 0) return zeros_like(x2);
         // Rows = expert * C + position orders the kept slots by expert, then by position within the expert; the slots

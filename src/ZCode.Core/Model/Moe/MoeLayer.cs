@@ -171,8 +171,20 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
     /// <summary>Router z-loss of the last forward (fp32 scalar, in the caller's dispose scope).</summary>
     public Tensor? ZLoss { get; private set; }
 
-    /// <summary>Routing statistics of the last forward.</summary>
-    public MoeStats? LastStats { get; private set; }
+    /// <summary>Routing statistics of the last forward, read from the device on first access (call it before the
+    /// forward's dispose scope ends; the returned record itself is managed and can be kept).</summary>
+    public MoeStats? LastStats
+    {
+        get
+        {
+            if (lastStats is null && LastRouting is { } r)
+                lastStats = new MoeStats(r.TokensPerExpertCounts, r.RoutedTokens, r.Dropped,
+                    r.RoutedTokens == 0 ? 0.0 : (double)r.Dropped / (r.RoutedTokens * topK));
+            return lastStats;
+        }
+    }
+
+    private MoeStats? lastStats;
 
     /// <summary>Capacity C used by the last forward.</summary>
     public long LastCapacity { get; private set; }
@@ -186,6 +198,11 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
 
     /// <summary>Leading shape of the last forward's input (all dimensions but d).</summary>
     public long[] LastInputShape { get; private set; } = [];
+
+    /// <summary>Real (unmasked) tokens of the next forward when the caller knows it on the host (the trainer does:
+    /// it built the batch); null reads the count from the mask, a host synchronisation. A wrong value changes the
+    /// capacity, so set it only from the batch that is being forwarded (see <see cref="Seq2SeqTransformer.Forward"/>).</summary>
+    public long? RealTokensHint { get; set; }
 
     /// <summary>Router noise in training (from <c>noisy_gate</c>).</summary>
     public NoisyGate NoisyGate => noisyGate;
@@ -206,7 +223,10 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         // Buffer capacity: the group's largest, so every rank sends equal blocks; each rank dropped by its own.
         long stride = expertGroup is null ? r.Capacity : GroupCapacity(r.Capacity, x.device);
         if (stride == 0 || (expertGroup is null && s == 0)) return zeros_like(x);
-        if (expertGroup is null) return RunExperts(x2, r).view(x.shape);
+        // The packed path needs the per-expert counts on the host (its split sizes): free on CPU, where they are host
+        // memory, but a synchronisation per layer and forward on an accelerator, where the padded [E, C, d] path
+        // (fixed shapes, nothing read back) runs instead.
+        if (expertGroup is null && x2.device_type == DeviceType.CPU) return RunExperts(x2, r).view(x.shape);
 
         var plan = MoeDispatchPlan.From(r, stride);
         var dispatched = Dispatch(x2, plan, stride);
@@ -274,7 +294,9 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
             routerWeight.dtype == ScalarType.Float32 ? routerWeight : routerWeight.to(ScalarType.Float32));
 
         long s = x2.shape[0];
-        long realTokens = mask is null ? s : mask.sum().item<long>();
+        // The capacity must be known on the host (it sizes the dispatch buffer): a caller that knows the real-token
+        // count passes it (RealTokensHint), otherwise it is read back from the device.
+        long realTokens = mask is null ? s : RealTokensHint ?? ZCode.Runtime.HostTransfers.Item<long>(mask.sum());
         long capacity = MoeRouting.Capacity(realTokens, Experts, topK, train ? capacityFactor : evalCapacityFactor, minCapacity);
         bool rsample = train && noisyGate == NoisyGate.RSample;
         var r = MoeRouting.Route(logits, mask, topK, capacity, train ? trainPriority : EvalPriority, gen,
@@ -286,19 +308,21 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         RouterEntropy = r.Entropy;
         LastRouting = r;
         LastCapacity = capacity;
-        LastStats = new MoeStats(r.TokensPerExpertCounts, r.RoutedTokens, r.Dropped,
-            r.RoutedTokens == 0 ? 0.0 : (double)r.Dropped / (r.RoutedTokens * topK));
+        lastStats = null;
         return r;
     }
 
     /// <summary>Gathers kept tokens into a zero-padded [E, C, d] buffer (row expert*C + position; positions are
-    /// unique per expert, so a plain copy suffices). Memory O(E*C*d), no [S, E, C] tensor. <paramref name="capacity"/>
-    /// is the plan's row stride (at least the routing's capacity).</summary>
+    /// unique per expert, so a plain copy suffices; slots that are not kept land in a spare last row, cut off here).
+    /// Memory O(E*C*d), no [S, E, C] tensor. <paramref name="capacity"/> is the plan's row stride (at least the
+    /// routing's capacity).</summary>
     public Tensor Dispatch(Tensor x2, MoeDispatchPlan plan, long capacity)
     {
         long d = x2.shape[1];
-        return zeros(new long[] { Experts * capacity, d }, x2.dtype, x2.device)
+        long rows = Experts * capacity;
+        return zeros(new long[] { rows + 1, d }, x2.dtype, x2.device)
             .index_copy(0, plan.Rows, x2.index_select(0, plan.Tokens))
+            .narrow(0, 0, rows)
             .view(Experts, capacity, d);
     }
 
@@ -334,7 +358,9 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
     {
         long d = expertOut.shape[^1];
         var flat = expertOut.reshape(-1, d);
-        var weighted = flat.index_select(0, plan.Rows) * plan.Gates.to(flat.dtype).unsqueeze(1);
+        // Slots that were not kept point at the spare row E*C; any real row stands in for it, since their weight is 0.
+        var rows = plan.Rows.clamp_max(flat.shape[0] - 1);
+        var weighted = flat.index_select(0, rows) * plan.Gates.to(flat.dtype).unsqueeze(1);
         return zeros(new long[] { tokens, d }, flat.dtype, flat.device).index_add(0, plan.Tokens, weighted, 1);
     }
 

@@ -63,7 +63,7 @@ public static class MoeRouting
     /// Both are 0 when there is no real token.</item>
     /// </list>
     /// Masked tokens (mask false) are not routed: they take no capacity, are never kept, have gate 0 and do not
-    /// enter the losses or counts. One host synchronisation (the [E+1] expert counts) per call.
+    /// enter the losses or counts. No host synchronisation: the managed counts of the result are read lazily.
     /// </summary>
     /// <param name="logits">[S, E] router logits (cast to fp32 if needed).</param>
     /// <param name="tokenMask">[S] bool (true = real token), or null for all real.</param>
@@ -144,16 +144,6 @@ public static class MoeRouting
         var (aux, z) = Losses(logits32, probs, choices[0], real, e);
         var entropy = Entropy(probs, real);
 
-        long[] hostCounts = ToHost(counts);
-        var keptPerExpert = new long[e];
-        long assigned = 0, keptTotal = 0;
-        for (int i = 0; i < e; i++)
-        {
-            assigned += hostCounts[i];
-            keptPerExpert[i] = Math.Min(hostCounts[i], capacity);
-            keptTotal += keptPerExpert[i];
-        }
-
         return new MoeRoutingResult
         {
             ExpertIndex = expert,
@@ -165,9 +155,7 @@ public static class MoeRouting
             ZLoss = z,
             Entropy = entropy,
             TokensPerExpert = counts.narrow(0, 0, e).clamp_max(capacity),
-            TokensPerExpertCounts = keptPerExpert,
-            Dropped = assigned - keptTotal,
-            RoutedTokens = assigned / topK,
+            AssignedPerExpert = counts.narrow(0, 0, e),
             Capacity = capacity,
             TopK = topK,
         };
@@ -283,18 +271,9 @@ public static class MoeRouting
             ZLoss = zero.clone(),
             Entropy = zeros(1, ScalarType.Float32, device).squeeze(),
             TokensPerExpert = zeros(e, ScalarType.Int64, device),
-            TokensPerExpertCounts = new long[e],
-            Dropped = 0,
-            RoutedTokens = 0,
+            AssignedPerExpert = zeros(e, ScalarType.Int64, device),
             Capacity = capacity,
             TopK = topK,
         };
-    }
-
-    private static long[] ToHost(Tensor t)
-    {
-        var cpu = t.device_type == DeviceType.CPU ? t : t.cpu();
-        using var accessor = cpu.data<long>();
-        return accessor.ToArray();
     }
 }

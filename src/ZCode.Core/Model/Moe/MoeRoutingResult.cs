@@ -37,14 +37,33 @@ public sealed class MoeRoutingResult : IDisposable
     /// <summary>[E] int64: kept assignments per expert.</summary>
     public required Tensor TokensPerExpert { get; init; }
 
-    /// <summary>Managed copy of <see cref="TokensPerExpert"/>.</summary>
-    public required long[] TokensPerExpertCounts { get; init; }
+    /// <summary>[E] int64: real assignments per expert before capacity dropping.</summary>
+    public required Tensor AssignedPerExpert { get; init; }
+
+    private (long[] Kept, long Dropped, long Routed)? host;
+
+    /// <summary>Managed copy of <see cref="TokensPerExpert"/>. The managed counts are read from the device on first
+    /// use (one read for all three), so routing itself never waits for the device; read them before the tensors'
+    /// dispose scope ends.</summary>
+    public long[] TokensPerExpertCounts => Host().Kept;
 
     /// <summary>Real token-expert assignments dropped for lack of capacity.</summary>
-    public required long Dropped { get; init; }
+    public long Dropped => Host().Dropped;
 
     /// <summary>Real (unmasked) tokens routed.</summary>
-    public required long RoutedTokens { get; init; }
+    public long RoutedTokens => Host().Routed;
+
+    private (long[] Kept, long Dropped, long Routed) Host()
+    {
+        if (host is { } h) return h;
+        long e = TokensPerExpert.shape[0];
+        using var joined = cat([TokensPerExpert, AssignedPerExpert], 0);
+        var both = ZCode.Runtime.HostTransfers.Read<long>(joined);
+        var kept = both[..(int)e];
+        long assigned = both[(int)e..].Sum();
+        host = (kept, assigned - kept.Sum(), assigned / TopK);
+        return host.Value;
+    }
 
     /// <summary>The capacity C the routing was computed with.</summary>
     public required long Capacity { get; init; }
@@ -63,5 +82,6 @@ public sealed class MoeRoutingResult : IDisposable
         ZLoss.Dispose();
         Entropy.Dispose();
         TokensPerExpert.Dispose();
+        AssignedPerExpert.Dispose();
     }
 }
