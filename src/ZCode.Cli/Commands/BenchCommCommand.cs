@@ -99,7 +99,7 @@ internal static class BenchCommCommand
                 return CliApp.ExitOk;
             }
             output.WriteLine($"bench comm: backend {comm.Backend}, {comm.Size} rank{(comm.Size == 1 ? "" : "s")}, {dtypeName}, " +
-                             $"{options.Bytes / 1048576.0:0.###} MiB per call, mean of {iterations} iterations on the slowest rank");
+                             $"{options.Bytes / 1048576.0:0.###} MiB per call, mean of {iterations} iteration{(iterations == 1 ? "" : "s")} on the slowest rank");
             output.WriteLine($"  {"collective",-15} {"bytes",12} {"time ms",10} {"algbw GB/s",11} {"busbw GB/s",11}  check");
             foreach (var r in rows)
                 output.WriteLine($"  {r.Collective,-15} {r.Bytes,12} {r.Ms,10:F3} {r.AlgGBps,11:F2} {r.BusGBps,11:F2}  ok");

@@ -172,6 +172,8 @@ public sealed class NcclCommunicator : ICommunicator
     {
         Usable(name);
         TensorMemory.Require(t, name, what, tensorDevice, Backend);
+        if (tensorDevice == DeviceType.CUDA && t.device_index != device)
+            throw new ArgumentException($"{name}: {what} is on {t.device}, but rank {Rank}'s NCCL communicator uses cuda:{device}");
         Cuda(api.CudaSetDevice(device), "cudaSetDevice", name); // stream 0 is the current device's: this thread may be autograd's
         return TensorMemory.Pointer(t);
     }
