@@ -3,7 +3,8 @@ namespace ZCode.Parallel;
 /// <summary>
 /// The expert-parallel group an MoE model is built for (DESIGN.md §7): its ranks split every MoE layer's E experts
 /// into Size contiguous blocks of E/Size, rank r holding global experts [r*E/Size, (r+1)*E/Size) (as DeepSpeed).
-/// The communicator carries the layers' all-to-alls; the model never disposes it.
+/// The communicator carries the layers' all-to-alls; the model never disposes it. <see cref="ParallelLayout"/> builds
+/// the groups of a run (<see cref="ParallelLayout.ModelExpertGroup"/>).
 /// </summary>
 public sealed class ExpertParallelGroup
 {
@@ -32,30 +33,4 @@ public sealed class ExpertParallelGroup
 
     /// <summary>Global id of this rank's first expert.</summary>
     public int FirstExpert(int experts) => Rank * LocalExperts(experts);
-
-    /// <summary>
-    /// Splits <paramref name="world"/> into expert-parallel groups of <paramref name="expertParallel"/> consecutive
-    /// ranks ({0..P-1}, {P..2P-1}, ...) and returns this rank's group. Collective over the world. The matching
-    /// expert-data-parallel group (same expert block, one rank per expert group: world ranks congruent mod P), over
-    /// which expert gradients are reduced, is <see cref="SplitExpertDataParallel"/>.
-    /// </summary>
-    public static ExpertParallelGroup Split(ICommunicator world, int expertParallel)
-    {
-        CheckDivides(world, expertParallel);
-        return new ExpertParallelGroup(world.Split(world.Rank / expertParallel, world.Rank));
-    }
-
-    /// <summary>Collective over the world: the ranks holding the same experts (world rank mod P), ordered by rank.</summary>
-    public static ICommunicator SplitExpertDataParallel(ICommunicator world, int expertParallel)
-    {
-        CheckDivides(world, expertParallel);
-        return world.Split(world.Rank % expertParallel, world.Rank);
-    }
-
-    private static void CheckDivides(ICommunicator world, int expertParallel)
-    {
-        ArgumentNullException.ThrowIfNull(world);
-        if (expertParallel < 1 || world.Size % expertParallel != 0)
-            throw new ArgumentException($"expert_parallel {expertParallel} must divide the world size {world.Size}", nameof(expertParallel));
-    }
 }

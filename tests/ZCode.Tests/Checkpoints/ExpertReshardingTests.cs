@@ -114,7 +114,7 @@ public class ExpertReshardingTests
                     states[name].step = refStates[name].step;
                 }
             var group = comm is null ? null : CheckpointGroup.For(comm, model.ExpertGroup);
-            var saved = new CheckpointStore(output, 3).Save(1, model, opt, CheckpointStoreTests.Manifest(cfg), group);
+            var saved = new CheckpointStore(output, 3).Save(1, model, opt, CheckpointStoreTests.Manifest(cfg), group: group);
             if (comm is null || comm.Rank == 0) dir = saved;
         }, cfg);
 
