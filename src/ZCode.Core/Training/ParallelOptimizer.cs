@@ -69,8 +69,10 @@ public sealed class ParallelOptimizer : IDisposable
     public ShardedAdamW? DenseShard { get; }
     public ShardedAdamW? ExpertShard { get; }
 
+    private long? stateBytes;
+
     /// <summary>Bytes of optimizer state held by this rank (AdamW moments; plus master weights when offloaded).</summary>
-    public long StateBytes => Full is not null
+    public long StateBytes => stateBytes ??= Full is not null
         ? OptimizerStates.ByName(Full, model).Values.Sum(s => (s.exp_avg.numel() + s.exp_avg_sq.numel()) * s.exp_avg.ElementSize)
         : DenseShard!.StateBytes + ExpertShard!.StateBytes;
 
