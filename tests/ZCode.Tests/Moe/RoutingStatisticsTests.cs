@@ -74,4 +74,47 @@ public class RoutingStatisticsTests
         Assert.That(stats.RouterEntropy()[0], Is.EqualTo(Math.Log(4)).Within(1e-6));
         Assert.That(stats.ExpertUsageByLanguage()["deu_Latn"][0], Is.EqualTo(new[] { 1.0, 0, 0, 0 }), "equal logits: argmax 0");
     }
+
+    [Test]
+    public void PackSumUnpack_EqualsOneObjectThatSawEveryForward()
+    {
+        // Two "ranks" see different forwards (and meet the languages in a different order, so their device-side
+        // language indices differ); summing their packed statistics must give what one object seeing both gives.
+        using var scope = NewDisposeScope();
+        manual_seed(5);
+        using var layer = new MoeLayer("moe", 6, 8, Cfg(3, 2, cf: 0.0));
+        layer.train();
+        var batchA = TwoRows("deu_Latn", "fra_Latn");
+        var batchB = TwoRows("fra_Latn", "fra_Latn");
+        var rankA = new RoutingStatistics();
+        var rankB = new RoutingStatistics();
+        var single = new RoutingStatistics();
+        layer.forward(randn(2, 4, 6), null);
+        rankA.Add(new[] { layer, layer }, batchA);
+        single.Add(new[] { layer, layer }, batchA);
+        layer.forward(randn(2, 4, 6), null);
+        rankB.Add(new[] { layer, layer }, batchB);
+        single.Add(new[] { layer, layer }, batchB);
+
+        var layers = new[] { layer, layer };
+        var langs = new SortedSet<string>(StringComparer.Ordinal) { "deu_Latn", "fra_Latn" };
+        var a = new List<double>();
+        var b = new List<double>();
+        rankA.Pack(a, layers, langs);
+        rankB.Pack(b, layers, langs);
+        Assert.That(a, Has.Count.EqualTo(b.Count));
+        rankA.Unpack(a.Zip(b, (x, y) => x + y).ToArray(), layers, langs);
+
+        Assert.That(rankA.RouterEntropy(), Is.EqualTo(single.RouterEntropy()).Within(1e-6));
+        Assert.That(rankA.LoadImbalance(), Is.EqualTo(single.LoadImbalance()).Within(1e-12));
+        var merged = rankA.ExpertUsageByLanguage();
+        var expected = single.ExpertUsageByLanguage();
+        Assert.That(merged.Keys, Is.EqualTo(expected.Keys));
+        foreach (var lang in expected.Keys)
+            for (int l = 0; l < 2; l++)
+                Assert.That(merged[lang][l], Is.EqualTo(expected[lang][l]).Within(1e-12));
+
+        rankA.Reset();
+        Assert.That(rankA.ExpertUsageByLanguage(), Is.Empty, "Reset drops the unpacked statistics too");
+    }
 }
