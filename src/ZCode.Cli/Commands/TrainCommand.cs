@@ -159,9 +159,8 @@ internal static class TrainCommand
     /// <summary>runs/&lt;timestamp&gt;, with rank 0's clock on every rank.</summary>
     private static string DefaultOutput(ICommunicator world)
     {
-        using var stamp = torch.tensor(new[] { long.Parse(DateTime.Now.ToString("yyyyMMddHHmmss")) });
-        world.Broadcast(stamp, 0);
-        var s = stamp.item<long>().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        long stamp = HostCollectives.Broadcast(world, long.Parse(DateTime.Now.ToString("yyyyMMddHHmmss")), 0);
+        var s = stamp.ToString(System.Globalization.CultureInfo.InvariantCulture);
         return Path.Combine("runs", $"{s[..8]}-{s[8..]}");
     }
 }

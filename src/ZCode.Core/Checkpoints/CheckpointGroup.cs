@@ -18,9 +18,6 @@ namespace ZCode.Checkpoints;
 /// <param name="WritesExperts">This rank writes its model's experts (and their optimizer state when given an optimizer).</param>
 public sealed record CheckpointGroup(ICommunicator Comm, bool WritesShared, bool WritesExperts)
 {
-    /// <summary>Device of the communicator's tensors: null (CPU) for local/mpi, the rank's GPU for nccl.</summary>
-    public Device? Device { get; init; }
-
     /// <summary>Further files this rank writes into the checkpoint (names must be unique across ranks).</summary>
     public IReadOnlyList<(string File, List<(string Name, Tensor Tensor)> Tensors)> ExtraFiles { get; init; } = [];
 
@@ -32,13 +29,13 @@ public sealed record CheckpointGroup(ICommunicator Comm, bool WritesShared, bool
     /// world rank 0 writes the shared weights, the ranks of the first expert group (world ranks 0..P-1, one per
     /// expert block) write the experts; replicas in other expert groups write nothing.
     /// </summary>
-    public static CheckpointGroup For(ICommunicator world, ExpertParallelGroup? expertGroup, Device? device = null)
+    public static CheckpointGroup For(ICommunicator world, ExpertParallelGroup? expertGroup)
     {
         ArgumentNullException.ThrowIfNull(world);
         int p = expertGroup?.Size ?? 1;
         if (expertGroup is not null && world.Rank < p && expertGroup.Rank != world.Rank)
             throw new ArgumentException($"world rank {world.Rank} is expert-parallel rank {expertGroup.Rank}; expert groups must be " +
                                         "consecutive world ranks (ExpertParallelGroup.Split)", nameof(expertGroup));
-        return new CheckpointGroup(world, world.Rank == 0, world.Rank < p) { Device = device };
+        return new CheckpointGroup(world, world.Rank == 0, world.Rank < p);
     }
 }

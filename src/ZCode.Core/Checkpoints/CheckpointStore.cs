@@ -202,7 +202,7 @@ public sealed class CheckpointStore
     /// <summary>Every rank's <paramref name="mine"/> (just it, without a group).</summary>
     private static JsonObject[] Gather(CheckpointGroup? group, JsonObject mine) => group is null
         ? [mine]
-        : StringExchange.AllGather(group.Comm, mine.ToJsonString(), group.Device).Select(t => JsonNode.Parse(t)!.AsObject()).ToArray();
+        : StringExchange.AllGather(group.Comm, mine.ToJsonString()).Select(t => JsonNode.Parse(t)!.AsObject()).ToArray();
 
     /// <summary>Refuses plans in which two ranks write one file, or the expert blocks do not cover 0..E-1 of every
     /// layer exactly once. Every rank sees the same plans, so every rank throws the same error.</summary>

@@ -23,6 +23,11 @@ public interface ICommunicator : IDisposable
     /// <summary>Backend name as written in config: local, mpi, nccl (or a test double's name).</summary>
     string Backend { get; }
 
+    /// <summary>Where the tensors handed to this communicator must live: the CPU for local and mpi, the rank's GPU
+    /// for nccl. Host-side values (counts, flags, names) travel through <see cref="HostCollectives"/>, which moves
+    /// them here and back.</summary>
+    Device Device { get; }
+
     /// <summary>Reduces <paramref name="tensor"/> over all ranks, in place on every rank.</summary>
     void AllReduce(Tensor tensor, ReduceOp op = ReduceOp.Sum);
 

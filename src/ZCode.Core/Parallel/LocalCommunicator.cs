@@ -10,6 +10,8 @@ public sealed class LocalCommunicator : ICommunicator
     public int Size => 1;
     public string Backend => "local";
 
+    public Device Device => CPU;
+
     public void AllReduce(Tensor tensor, ReduceOp op = ReduceOp.Sum) { }
 
     public void Broadcast(Tensor tensor, int root)

@@ -35,6 +35,8 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     public int Size { get; }
     public string Backend => "mpi";
 
+    public Device Device => CPU;
+
     /// <summary>Rank of this process in MPI_COMM_WORLD (named in errors; differs from <see cref="Rank"/> in a split group).</summary>
     public int WorldRank => MpiRuntime.WorldRank;
 

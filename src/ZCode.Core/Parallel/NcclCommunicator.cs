@@ -31,6 +31,8 @@ public sealed class NcclCommunicator : ICommunicator
     public int Size { get; }
     public string Backend => "nccl";
 
+    public Device Device => new(tensorDevice, tensorDevice == DeviceType.CPU ? -1 : device);
+
     /// <summary>Joins every rank of <paramref name="bootstrap"/> into one NCCL communicator on CUDA device
     /// <paramref name="deviceIndex"/>; the bootstrap communicator is disposed with this one.</summary>
     public static NcclCommunicator Create(ICommunicator bootstrap, int deviceIndex, TimeSpan timeout)
@@ -138,7 +140,7 @@ public sealed class NcclCommunicator : ICommunicator
     public void Barrier()
     {
         // NCCL has no barrier: an all-reduce of one int on the device orders every rank the same way.
-        using var one = zeros(1, ScalarType.Int32, device: new Device(tensorDevice, tensorDevice == DeviceType.CPU ? -1 : device));
+        using var one = zeros(1, ScalarType.Int32, device: Device);
         AllReduce(one);
     }
 

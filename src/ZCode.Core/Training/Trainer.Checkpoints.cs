@@ -92,10 +92,7 @@ public sealed partial class Trainer
     /// <summary>Logs the layout and every rank's optimizer-state bytes (a collective: every rank calls it).</summary>
     private void LogLayout()
     {
-        using var mine = tensor(new[] { optimizer.StateBytes });
-        using var all = zeros(new long[] { layout.WorldSize }, ScalarType.Int64);
-        layout.World.AllGather(mine, all);
-        var bytes = all.data<long>().ToArray();
+        var bytes = HostCollectives.AllGather(layout.World, optimizer.StateBytes);
         log.Information("layout: {World} ranks (data-parallel {Dp}, expert-parallel {Ep}), ZeRO stage {Stage}{Offload}; " +
                         "optimizer state per rank: {Bytes} bytes",
             layout.WorldSize, layout.DataParallel, layout.ExpertParallel, optimizer.Stage,

@@ -203,7 +203,7 @@ public sealed partial class Trainer
             var tasks = global.SelectMany(b => b.Examples.Select(e => e.Task)).ToHashSet();
             var langs = global.SelectMany(b => b.Examples.SelectMany(e => new[] { e.SrcLang, e.TgtLang })).ToHashSet();
             byTask!.Pack(figures, tasks, langs);
-            var reduced = AllReduceSum(layout.World, figures.ToArray());
+            var reduced = HostCollectives.AllReduceSum(layout.World, figures.ToArray());
             int at = expertStats.Unpack(reduced, 4);
             byTask.Unpack(reduced, at, tasks, langs);
             (expertLoad, dropped) = expertStats.Result();
@@ -236,21 +236,12 @@ public sealed partial class Trainer
         };
     }
 
-    /// <summary>Sums <paramref name="values"/> over <paramref name="comm"/> in float64 (exact for token counts).</summary>
-    internal static double[] AllReduceSum(ICommunicator comm, double[] values)
-    {
-        if (comm.Size == 1 || values.Length == 0) return values;
-        using var t = tensor(values, ScalarType.Float64);
-        comm.AllReduce(t);
-        return t.data<double>().ToArray();
-    }
-
     /// <summary>Throws when any step since the last check had a non-finite loss on any rank (one device read and, with
     /// several ranks, one all-reduce; called at log steps and before every checkpoint, which every rank reaches
     /// together, so a diverged model is never saved and all ranks stop).</summary>
     private void CheckFinite(int step, int lastChecked)
     {
-        if (AllReduceSum(layout.World, [HostTransfers.Item<float>(nonFinite)])[0] == 0)
+        if (HostCollectives.AllReduceSum(layout.World, [HostTransfers.Item<float>(nonFinite)])[0] == 0)
             return;
         var when = step - lastChecked <= 1 ? $"at step {step}" : $"between steps {lastChecked + 1} and {step}";
         throw new InvalidOperationException($"loss became non-finite {when}; lower train.lr or check the data");
@@ -263,7 +254,7 @@ public sealed partial class Trainer
         {
             var sums = new List<double>();
             routing.Pack(sums, model.MoeLayers, intervalLangs);
-            routing.Unpack(AllReduceSum(layout.World, sums.ToArray()), model.MoeLayers, intervalLangs);
+            routing.Unpack(HostCollectives.AllReduceSum(layout.World, sums.ToArray()), model.MoeLayers, intervalLangs);
         }
         intervalLangs.Clear();
         m.RouterEntropy = routing.RouterEntropy();

@@ -56,6 +56,7 @@ public class CommBenchmarkTests
         public int Rank => inner.Rank;
         public int Size => inner.Size;
         public string Backend => inner.Backend;
+        public Device Device => inner.Device;
         private void Spoil(string name, Tensor t) { if (name == broken && Rank == badRank) t.view(-1)[0] += 1; }
         public void AllReduce(Tensor t, ReduceOp op = ReduceOp.Sum) { inner.AllReduce(t, op); Spoil("all-reduce", t); }
         public void Broadcast(Tensor t, int root) { inner.Broadcast(t, root); Spoil("broadcast", t); }

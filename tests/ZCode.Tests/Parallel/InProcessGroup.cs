@@ -81,6 +81,7 @@ public sealed class InProcessGroup
         public int Rank => rank;
         public int Size => g.size;
         public string Backend => "in-process";
+        public Device Device => CPU;
 
         private T[] Exchange<T>(string op, T mine)
         {
