@@ -1,9 +1,9 @@
 namespace ZCode.Data;
 
 /// <summary>
-/// Random access to the examples of one direction of one task (e.g. MT eng_Latn→deu_Latn). The in-memory
-/// <see cref="MtDirection"/> implements it now; binarized memory-mapped shards will implement it later, and the
-/// samplers and batchers only see this interface.
+/// Random access to the examples of one direction of one task (e.g. MT eng_Latn→deu_Latn): in memory
+/// (<see cref="MtDirection"/>, for evaluation and tools that read text) or over binarized memory-mapped shards
+/// (<see cref="ShardMtSet"/>, <see cref="DaeSet"/>, for training). The samplers and batchers only see this interface.
 /// </summary>
 public interface IExampleSet
 {
@@ -38,7 +38,7 @@ public interface IExampleSet
 public sealed class MtDirection : IExampleSet
 {
     private readonly List<(ParallelCorpus Corpus, bool Reversed)> _parts = new();
-    private readonly List<int> _offsets = new() { 0 };
+    private readonly PartOffsets _offsets = new();
     private readonly int _tagId;
     private readonly int _eosId;
 
@@ -58,7 +58,7 @@ public sealed class MtDirection : IExampleSet
     public string Task => Tasks.Mt;
     public string SrcLang { get; }
     public string TgtLang { get; }
-    public int Count => _offsets[^1];
+    public int Count => _offsets.Count;
 
     /// <summary>The corpora of this direction and whether each is used reversed.</summary>
     public IReadOnlyList<(ParallelCorpus Corpus, bool Reversed)> Parts => _parts;
@@ -70,19 +70,15 @@ public sealed class MtDirection : IExampleSet
         if (s != SrcLang || t != TgtLang)
             throw new ArgumentException($"corpus {s}-{t} does not belong to direction {SrcLang}-{TgtLang}");
         _parts.Add((corpus, reversed));
-        _offsets.Add(checked(_offsets[^1] + corpus.Count));
+        _offsets.Add(corpus.Count);
     }
 
     public Example Get(int index)
     {
         var (src, tgt) = Sides(index);
-        var source = new int[src.Length + 2];
-        source[0] = _tagId;
+        var (source, target) = MtExample.Allocate(src.Length, tgt.Length, _tagId, _eosId);
         src.CopyTo(source, 1);
-        source[^1] = _eosId;
-        var target = new int[tgt.Length + 1];
         tgt.CopyTo(target, 0);
-        target[^1] = _eosId;
         return new Example(source, target, SrcLang, TgtLang, Task);
     }
 
@@ -92,13 +88,26 @@ public sealed class MtDirection : IExampleSet
 
     private (int[] Src, int[] Tgt) Sides(int index)
     {
-        if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index), index, $"0..{Count - 1}");
-        var part = _offsets.BinarySearch(index);
-        part = part >= 0 ? part : ~part - 1;
-        // Skip empty corpora that share the same offset.
-        while (part + 1 < _offsets.Count - 1 && _offsets[part + 1] <= index) part++;
+        var (part, i) = _offsets.Locate(index);
         var (corpus, reversed) = _parts[part];
-        var i = index - _offsets[part];
         return reversed ? (corpus.Target(i), corpus.Source(i)) : (corpus.Source(i), corpus.Target(i));
+    }
+}
+
+/// <summary>The MT example layout shared by every MT set: source = <c>&lt;2tgt&gt;</c> + tokens + EOS, target = tokens +
+/// EOS.</summary>
+internal static class MtExample
+{
+    /// <summary>Source and target arrays with the tag and EOS in place; the caller fills <c>source[1..^1]</c> with the
+    /// <paramref name="srcTokens"/> source tokens and <c>target[..^1]</c> with the <paramref name="tgtTokens"/> target
+    /// tokens.</summary>
+    public static (int[] Source, int[] Target) Allocate(int srcTokens, int tgtTokens, int targetTagId, int eosId)
+    {
+        var source = new int[srcTokens + 2];
+        source[0] = targetTagId;
+        source[^1] = eosId;
+        var target = new int[tgtTokens + 1];
+        target[^1] = eosId;
+        return (source, target);
     }
 }

@@ -16,12 +16,12 @@ internal static class KeepList
 
 /// <summary>
 /// MT in one direction over memory-mapped shards: parts are (source shard, target shard, kept lines), concatenated.
-/// Source = <c>&lt;2tgt&gt;</c> + tokens + EOS, target = tokens + EOS.
+/// The example layout is <see cref="MtExample"/>'s, as for the in-memory <see cref="MtDirection"/>.
 /// </summary>
 public sealed class ShardMtSet : IExampleSet
 {
     private readonly List<(TokenShard Src, TokenShard Tgt, int[] Keep)> _parts = new();
-    private readonly List<int> _offsets = new() { 0 };
+    private readonly PartOffsets _offsets = new();
     private readonly int _tagId, _eosId;
 
     public ShardMtSet(string srcLang, string tgtLang, int targetTagId, int eosId)
@@ -36,25 +36,20 @@ public sealed class ShardMtSet : IExampleSet
     public string Task => Tasks.Mt;
     public string SrcLang { get; }
     public string TgtLang { get; }
-    public int Count => _offsets[^1];
+    public int Count => _offsets.Count;
 
     public void Add(TokenShard src, TokenShard tgt, int[] keep)
     {
-        if (keep.Length == 0) return;
         _parts.Add((src, tgt, keep));
-        _offsets.Add(checked(_offsets[^1] + keep.Length));
+        _offsets.Add(keep.Length);
     }
 
     public Example Get(int index)
     {
         var (src, tgt, line) = Locate(index);
-        var source = new int[src.Length(line) + 2];
-        source[0] = _tagId;
+        var (source, target) = MtExample.Allocate(src.Length(line), tgt.Length(line), _tagId, _eosId);
         src.CopyTo(line, source.AsSpan(1));
-        source[^1] = _eosId;
-        var target = new int[tgt.Length(line) + 1];
         tgt.CopyTo(line, target);
-        target[^1] = _eosId;
         return new Example(source, target, SrcLang, TgtLang, Task);
     }
 
@@ -72,11 +67,9 @@ public sealed class ShardMtSet : IExampleSet
 
     private (TokenShard Src, TokenShard Tgt, long Line) Locate(int index)
     {
-        if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index), index, $"0..{Count - 1}");
-        var part = _offsets.BinarySearch(index);
-        part = part >= 0 ? part : ~part - 1;
+        var (part, i) = _offsets.Locate(index);
         var (s, t, keep) = _parts[part];
-        return (s, t, keep[index - _offsets[part]]);
+        return (s, t, keep[i]);
     }
 }
 
@@ -89,7 +82,7 @@ public sealed class ShardMtSet : IExampleSet
 public sealed class DaeSet : IExampleSet
 {
     private readonly List<(TokenShard Shard, int[] Keep)> _parts = new();
-    private readonly List<int> _offsets = new() { 0 };
+    private readonly PartOffsets _offsets = new();
     private readonly int _daeId, _langTagId, _eosId;
     private readonly DaeNoise _noise;
     private readonly long _seed;
@@ -108,13 +101,12 @@ public sealed class DaeSet : IExampleSet
     public string Task => Tasks.Dae;
     public string SrcLang { get; }
     public string TgtLang { get; }
-    public int Count => _offsets[^1];
+    public int Count => _offsets.Count;
 
     public void Add(TokenShard shard, int[] keep)
     {
-        if (keep.Length == 0) return;
         _parts.Add((shard, keep));
-        _offsets.Add(checked(_offsets[^1] + keep.Length));
+        _offsets.Add(keep.Length);
     }
 
     public Example Get(int index) => Get(index, 0);
@@ -150,10 +142,8 @@ public sealed class DaeSet : IExampleSet
 
     private (TokenShard Shard, long Line) Locate(int index)
     {
-        if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index), index, $"0..{Count - 1}");
-        var part = _offsets.BinarySearch(index);
-        part = part >= 0 ? part : ~part - 1;
+        var (part, i) = _offsets.Locate(index);
         var (s, keep) = _parts[part];
-        return (s, keep[index - _offsets[part]]);
+        return (s, keep[i]);
     }
 }
