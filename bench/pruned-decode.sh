@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
-# Pruned vs unpruned decoding speed (issue: expert pruning for fast inference). Trains an 8-expert model whose expert
-# weights dominate a decoding step's memory traffic (m3-tiny with d_model 512, ffn 8192 and every FFN an MoE layer:
-# 32 MiB per expert, 256 MiB per MoE layer), prunes it to its 4 most used experts per layer on the validation data,
-# and times greedy decoding of both in one process, alternating passes (ExpertProbe decode-time), 1 thread.
-# Decoding speed does not depend on how well the model is trained, so a few steps suffice.
-# Usage: bench/pruned-decode.sh [STEPS=5] [SENTENCES=32] [FFN=8192]
+# Pruned vs unpruned decoding speed (issue: expert pruning for fast inference). Trains an 8-expert top-2 model whose
+# expert weights dominate a decoding step (d_model 256, ffn 4096, every FFN an MoE layer: 8 MiB per expert), prunes it
+# to its 4 most used experts per layer on the validation data, and times decoding of both in one process, alternating
+# passes (ExpertProbe decode-time, 1 thread), greedy and beam 4, small and large batches.
+# Training matters: the packed expert path reads only the experts a step's tokens reach, so pruning pays only when the
+# unpruned model spreads a step over more experts than are kept. Briefly trained or top-1 models send a whole step
+# to 2-3 experts (ExpertProbe prints experts_touched_per_moe_call); this top-2 model after 300 steps reaches 5-8.
+# Takes about 20 minutes on 2 cores. Usage: bench/pruned-decode.sh [STEPS=300] [SENTENCES=100]
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-steps="${1:-5}"
-sentences="${2:-32}"
-ffn="${3:-8192}"
+steps="${1:-300}"
+sentences="${2:-100}"
 dotnet build "$repo/src/ZCode.Cli/ZCode.Cli.csproj" -c Release --nologo -v q -clp:ErrorsOnly >&2
 dotnet build "$repo/bench/ExpertProbe/ExpertProbe.csproj" -c Release --nologo -v q -clp:ErrorsOnly >&2
 z() { dotnet "$repo/src/ZCode.Cli/bin/Release/net10.0/zcode.dll" "$@"; }
 probe() { dotnet "$repo/bench/ExpertProbe/bin/Release/net10.0/ExpertProbe.dll" "$@"; }
 w="$(mktemp -d "${TMPDIR:-/tmp}/zcode-prune-XXXXXX")"
 trap 'rm -rf "$w"' EXIT
-z train --set model.d_model=512 --set model.ffn_dim="$ffn" --set model.moe.every_n_layers=1 --set model.heads=8 --set model.moe.experts=8 \
-    --set train.lr=0.001 --set train.tokens_per_batch=1024 --set train.max_steps="$steps" --set train.log_interval=20 \
+z train --set model.d_model=256 --set model.ffn_dim=4096 --set model.moe.every_n_layers=1 --set model.moe.experts=8 \
+    --set model.moe.top_k=2 --set train.lr=0.002 --set train.max_steps="$steps" --set train.log_interval=20 \
     --set train.save_interval=0 --output "$w/full" >/dev/null
 z prune-experts --checkpoint "$w/full" --keep 4 --out "$w/pruned"
-probe decode-time "$w/full" "$w/pruned" --sentences "$sentences" --passes 3
+for args in "--beam 1 --batch-tokens 512" "--beam 4 --batch-tokens 512" "--beam 4 --batch-tokens 4096"; do
+  # shellcheck disable=SC2086
+  probe decode-time "$w/full" "$w/pruned" --sentences "$sentences" --passes 3 $args
+done
+for c in "$w/full" "$w/pruned"; do
+  z eval --task mt --checkpoint "$c" --pairs en-de,de-en,en-zh --output-dir "$w/eval-$(basename "$c")" 2>&1 | grep -E 'BLEU .* tok/s'
+done
