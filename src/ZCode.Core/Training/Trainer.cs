@@ -71,7 +71,8 @@ public sealed partial class Trainer
     /// <summary>Optimizer-state bytes held by this rank.</summary>
     public long OptimizerStateBytes => optimizer.StateBytes;
 
-    /// <summary>Trains until train.max_steps or cancellation; always saves a final checkpoint. Returns the last step.</summary>
+    /// <summary>Trains until train.max_steps or cancellation; always saves a final checkpoint. Returns the last step.
+    /// With several ranks, a cancellation on any rank stops all of them after the same step (<see cref="StopAgreed"/>).</summary>
     public int Run(CancellationToken cancel)
     {
         var t = cfg.Train;
@@ -86,11 +87,11 @@ public sealed partial class Trainer
         int lastSaved = startStep > 0 ? startStep : -1;
         int lastChecked = startStep;
         intervalClock.Restart();
-        while (step < t.MaxSteps && !cancel.IsCancellationRequested)
+        while (step < t.MaxSteps && !StopAgreed(cancel, step))
         {
             step++;
             // Only logged steps read values back from the device (on CUDA: the only synchronisations of a step).
-            bool logged = step % Math.Max(1, t.LogInterval) == 0 || step == t.MaxSteps || step == 1;
+            bool logged = IsLogStep(step);
             var m = TrainStep(step, logged, clock);
             if (logged)
             {
@@ -124,6 +125,22 @@ public sealed partial class Trainer
         observer.OnFinish(step, interrupted);
         log.Information(interrupted ? "interrupted at step {Step}; checkpoint saved" : "finished at step {Step}", step);
         return step;
+    }
+
+    private bool IsLogStep(int step) => step % Math.Max(1, cfg.Train.LogInterval) == 0 || step == cfg.Train.MaxSteps || step == 1;
+
+    /// <summary>
+    /// Whether to stop before the step after <paramref name="step"/>: this rank's cancellation, or with several ranks
+    /// any rank's, so that all leave the loop after the same step and save the same checkpoint together. Host-memory
+    /// communicators (local, mpi) compare after every step, which costs microseconds. A device communicator (nccl)
+    /// compares only after logged steps, which read the device anyway, so no other step waits for the GPU.
+    /// </summary>
+    private bool StopAgreed(CancellationToken cancel, int step)
+    {
+        bool mine = cancel.IsCancellationRequested;
+        if (layout.WorldSize == 1) return mine;
+        if (layout.World.Device.type != DeviceType.CPU && !IsLogStep(step)) return false;
+        return HostCollectives.AllReduceSum(layout.World, [mine ? 1 : 0])[0] > 0;
     }
 
     private StepMetrics TrainStep(int step, bool logged, Stopwatch clock)

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 
 namespace ZCode.Tests.Cli;
@@ -28,7 +29,10 @@ public class ParallelCliTests
         "--set", "train.log_interval=1", "--set", "train.save_interval=5", .. extra,
     ];
 
-    private static (int Code, string Output) Launch(int ranks, string output, params string[] args)
+    private static (int Code, string Output) Launch(int ranks, string output, params string[] args) => Launch(ranks, output, null, args);
+
+    /// <param name="whileRunning">Called every 100 ms while the launcher runs, with its process id.</param>
+    private static (int Code, string Output) Launch(int ranks, string output, Action<int>? whileRunning, params string[] args)
     {
         var dll = Path.Combine(TestContext.CurrentContext.TestDirectory, "zcode.dll");
         var psi = new ProcessStartInfo(ranks > 0 ? "mpirun" : "dotnet")
@@ -44,7 +48,13 @@ public class ParallelCliTests
         using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start " + psi.FileName);
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(4)))
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
+        while (whileRunning is not null && !p.HasExited && DateTime.UtcNow < deadline)
+        {
+            whileRunning(p.Id);
+            p.WaitForExit(100);
+        }
+        if (!p.WaitForExit(deadline - DateTime.UtcNow))
         {
             p.Kill(entireProcessTree: true);
             Assert.Fail($"{psi.FileName} did not finish in 4 minutes");
@@ -79,5 +89,35 @@ public class ParallelCliTests
             var step5 = Path.Combine(output, "checkpoints", "step-0000005");
             Assert.That(File.Exists(Path.Combine(step5, "optimizer-zero-rank00001.safetensors")), Is.EqualTo(stage > 0));
         }
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int signal);
+
+    [Test]
+    public void Sigusr1ToMpirunStopsBothRanksAfterTheSameStepWithACheckpoint()
+    {
+        var output = Path.Combine(root, "usr1");
+        bool sent = false;
+        var (code, text) = Launch(2, output, pid =>
+        {
+            // Once a few steps are logged, as a user or Slurm (--signal=USR1@120) would: mpirun forwards it to both ranks.
+            if (sent || !File.Exists(Path.Combine(output, "metrics.jsonl"))) return;
+            if (File.ReadAllLines(Path.Combine(output, "metrics.jsonl")).Count(l => l.EndsWith('}')) < 3) return;
+            Assert.That(kill(pid, 10), Is.EqualTo(0), "kill -USR1 mpirun");
+            sent = true;
+        }, "train", "--set", "train.max_steps=400", "--set", "train.tokens_per_batch=512", "--set", "train.threads=1",
+            "--set", "train.log_interval=1", "--set", "train.save_interval=0");
+        Assert.That(sent, Is.True, text);
+        Assert.That(code, Is.EqualTo(0), text);
+        var stopped = System.Text.RegularExpressions.Regex.Match(File.ReadAllText(Path.Combine(output, "train.log")),
+            @"interrupted at step (\d+); checkpoint saved");
+        Assert.That(stopped.Success, Is.True, "rank 0 stops early and saves");
+        int step = int.Parse(stopped.Groups[1].Value);
+        Assert.That(step, Is.LessThan(400));
+        Assert.That(File.ReadAllText(Path.Combine(output, "train.rank1.log")), Does.Contain($"interrupted at step {step}; checkpoint saved"),
+            "rank 1 stops after the same step");
+        Assert.That(Directory.Exists(Path.Combine(output, "checkpoints", $"step-{step:D7}")), Is.True);
+        Assert.That(Losses(output), Has.Count.EqualTo(step), "every step up to the stop is logged once");
     }
 }

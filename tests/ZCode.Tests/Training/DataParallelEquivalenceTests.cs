@@ -70,4 +70,14 @@ public class DataParallelEquivalenceTests
         var again = InProcessTraining.Run(Config(4, 1, 1, false, "parallel.expert_parallel=2"), 2, first, resume: ckpt);
         AssertSameLosses(again, full.Skip(2).ToList(), "resumed on 2 expert-parallel ranks, zero 1");
     }
+
+    [Test]
+    public void ACancelOnOneRankStopsEveryRankAfterTheSameStepAndSavesThere()
+    {
+        var output = Path.Combine(root, "stop");
+        var losses = InProcessTraining.Run(Config(8, 1, 1, false), 2, output, cancelAt: (Rank: 1, Step: 3));
+        Assert.That(losses, Has.Count.EqualTo(3), "rank 0 ran steps 1-3 and stopped with rank 1");
+        Assert.That(Directory.GetDirectories(Path.Combine(output, "checkpoints")).Select(Path.GetFileName),
+            Is.EqualTo(new[] { "step-0000003" }), "one checkpoint, of the step both stopped after");
+    }
 }

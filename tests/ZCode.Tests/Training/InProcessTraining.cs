@@ -20,13 +20,19 @@ internal static class InProcessTraining
     private sealed class Losses : ITrainingObserver
     {
         public readonly List<double> Values = new();
+        public Action<int>? AfterStep;
         public void OnStart(int startStep, int maxSteps) { }
-        public void OnStep(StepMetrics m, bool logged) => Values.Add(m.Loss);
+        public void OnStep(StepMetrics m, bool logged)
+        {
+            Values.Add(m.Loss);
+            AfterStep?.Invoke(m.Step);
+        }
         public void OnCheckpoint(int step, string directory) { }
         public void OnFinish(int step, bool interrupted) { }
     }
 
-    public static List<double> Run(ZCodeConfig cfg, int ranks, string output, string? resume = null)
+    /// <param name="cancelAt">When set, that rank alone cancels its run after that step (a signal reaching one rank).</param>
+    public static List<double> Run(ZCodeConfig cfg, int ranks, string output, string? resume = null, (int Rank, int Step)? cancelAt = null)
     {
         torch.set_num_threads(1);
         Directory.CreateDirectory(output);
@@ -43,10 +49,13 @@ internal static class InProcessTraining
                 model = new Seq2SeqTransformer(cfg.Model, data.Tokenizer.PadId, layout.ModelExpertGroup);
                 MoeSeeding.Apply(model, cfg.Train.Seed);
             }
-            var trainer = new Trainer(cfg, model, data.Train, output, Serilog.Core.Logger.None,
-                comm.Rank == 0 ? losses : new Losses(), layout: layout, bucketBytes: 1 << 16);
+            var observer = comm.Rank == 0 ? losses : new Losses();
+            using var cancel = new CancellationTokenSource();
+            if (cancelAt is { } c && c.Rank == comm.Rank)
+                observer.AfterStep = step => { if (step == c.Step) cancel.Cancel(); };
+            var trainer = new Trainer(cfg, model, data.Train, output, Serilog.Core.Logger.None, observer, layout: layout, bucketBytes: 1 << 16);
             if (resume is not null) trainer.Restore(resume);
-            trainer.Run(CancellationToken.None);
+            trainer.Run(cancel.Token);
         }, TimeSpan.FromMinutes(5));
         return losses.Values;
     }
