@@ -120,13 +120,12 @@ internal static class TrainCommand
 
         // Ctrl-C (one process) or SIGUSR1 (any number of ranks) asks the loop to stop after the current step; the
         // trainer then saves a checkpoint. Under mpirun Ctrl-C tears the job down, but mpirun and srun forward SIGUSR1
-        // to every rank (Slurm can send it ahead of a preemption: --signal=USR1@120), and the trainer makes the ranks
-        // agree on the step.
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        // to every rank (Slurm sends it ahead of the time limit with --signal=USR1@180), and the trainer makes the
+        // ranks agree on the step.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel, StopSignal.Token);
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; stop.Cancel(); };
         if (world.Size == 1)
             Console.CancelKeyPress += onCancel;
-        using var onUsr1 = StopSignal.Register(stop);
         try
         {
             // Batches are built on a background thread (exact sampler state kept) so the step never waits for them.

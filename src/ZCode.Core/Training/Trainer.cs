@@ -87,7 +87,7 @@ public sealed partial class Trainer
         int lastSaved = startStep > 0 ? startStep : -1;
         int lastChecked = startStep;
         intervalClock.Restart();
-        while (step < t.MaxSteps && !StopAgreed(cancel, step))
+        while (step < t.MaxSteps && !StopAgreed(cancel))
         {
             step++;
             // Only logged steps read values back from the device (on CUDA: the only synchronisations of a step).
@@ -123,7 +123,9 @@ public sealed partial class Trainer
             Save(step);
         }
         observer.OnFinish(step, interrupted);
-        log.Information(interrupted ? "interrupted at step {Step}; checkpoint saved" : "finished at step {Step}", step);
+        if (!interrupted) log.Information("finished at step {Step}", step);
+        else if (step > 0) log.Information("interrupted at step {Step}; checkpoint saved", step);
+        else log.Information("stopped before the first step; nothing to save");
         return step;
     }
 
@@ -131,15 +133,14 @@ public sealed partial class Trainer
 
     /// <summary>
     /// Whether to stop before the step after <paramref name="step"/>: this rank's cancellation, or with several ranks
-    /// any rank's, so that all leave the loop after the same step and save the same checkpoint together. Host-memory
-    /// communicators (local, mpi) compare after every step, which costs microseconds. A device communicator (nccl)
-    /// compares only after logged steps, which read the device anyway, so no other step waits for the GPU.
+    /// any rank's, so that all leave the loop after the same step and save the same checkpoint together. The ranks
+    /// compare after every step: a stop must come within a preemption notice, while a step of several ranks already
+    /// waits for its gradient collectives, so one more all-reduce of a single value costs next to nothing.
     /// </summary>
-    private bool StopAgreed(CancellationToken cancel, int step)
+    private bool StopAgreed(CancellationToken cancel)
     {
         bool mine = cancel.IsCancellationRequested;
         if (layout.WorldSize == 1) return mine;
-        if (layout.World.Device.type != DeviceType.CPU && !IsLogStep(step)) return false;
         return HostCollectives.AllReduceSum(layout.World, [mine ? 1 : 0])[0] > 0;
     }
 

@@ -94,14 +94,14 @@ public class ParallelCliTests
     [DllImport("libc", SetLastError = true)]
     private static extern int kill(int pid, int signal);
 
-    [Test]
+    [Test, Platform("Linux")] // SIGUSR1 is 10 on Linux
     public void Sigusr1ToMpirunStopsBothRanksAfterTheSameStepWithACheckpoint()
     {
         var output = Path.Combine(root, "usr1");
         bool sent = false;
         var (code, text) = Launch(2, output, pid =>
         {
-            // Once a few steps are logged, as a user or Slurm (--signal=USR1@120) would: mpirun forwards it to both ranks.
+            // Once a few steps are logged, as a user or Slurm (--signal=USR1@180) would: mpirun forwards it to both ranks.
             if (sent || !File.Exists(Path.Combine(output, "metrics.jsonl"))) return;
             if (File.ReadAllLines(Path.Combine(output, "metrics.jsonl")).Count(l => l.EndsWith('}')) < 3) return;
             Assert.That(kill(pid, 10), Is.EqualTo(0), "kill -USR1 mpirun");
