@@ -64,7 +64,7 @@ internal static class BenchCommCommand
             bool cuda = name == "nccl" || (name == "auto" && launch.WorldSize > 1 && torch.cuda.is_available());
             MpiCommunicator.MaxChunk = chunk;
             using var comm = Communicators.Create(name, TimeSpan.FromSeconds(cfg.Parallel.TimeoutS), cuda, launch);
-            var device = comm.Backend == "nccl" ? new torch.Device(DeviceType.CUDA, launch.LocalRank) : torch.CPU;
+            var device = comm.Device;
             int fail = parse.GetValue(failRank);
             if (fail < -1 || fail >= comm.Size) throw new UserInputException($"--fail-rank: must be a rank below {comm.Size} (or -1 for none), got {fail}");
             var mode = parse.GetValue(failMode)!;

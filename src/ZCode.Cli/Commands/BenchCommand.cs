@@ -114,7 +114,7 @@ internal static class BenchCommand
         SetThreads(parse.GetValue(threads) > 0 ? parse.GetValue(threads) : Math.Max(1, Environment.ProcessorCount / Math.Max(1, launch.LocalSize)));
         bool cuda = name == "nccl" || (name == "auto" && torch.cuda.is_available());
         using var comm = ZCode.Parallel.Communicators.Create(name, TimeSpan.FromSeconds(new ZCode.Config.ParallelConfig().TimeoutS), cuda, launch);
-        var device = comm.Backend == "nccl" ? new torch.Device(DeviceType.CUDA, launch.LocalRank) : torch.CPU;
+        var device = comm.Device;
         var r = ExpertParallelMoeBenchmark.Run(comm, o, device);
         if (comm.Rank != 0) return CliApp.ExitOk;
         var output = parse.InvocationConfiguration.Output;

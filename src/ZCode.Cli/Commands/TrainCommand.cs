@@ -40,7 +40,8 @@ internal static class TrainCommand
         // Before any file is written: a CUDA device on a machine without one is a configuration error.
         var device = LocalDevice(ZCode.Runtime.ComputeDevice.Resolve(cfg.Train.Device), cfg.Train.Device, launch);
         var dtype = ZCode.Runtime.ComputeDevice.Dtype(cfg.Train.Dtype);
-        using var layout = ParallelLayout.Create(Communicators.Create(cfg.Parallel, cudaDevice: device.type == DeviceType.CUDA),
+        bool cuda = device.type == DeviceType.CUDA;
+        using var layout = ParallelLayout.Create(Communicators.Create(cfg.Parallel, cuda, gpu: cuda && device.index >= 0 ? device.index : null),
             cfg.Parallel.ExpertParallel, ownsWorld: true);
         var world = layout.World;
         bool rank0 = world.Rank == 0;

@@ -34,11 +34,14 @@ public static class Communicators
     }
 
     /// <summary>The world communicator for <paramref name="config"/>'s parallel section; <paramref name="cudaDevice"/>
-    /// says whether training runs on CUDA (train.device).</summary>
-    public static ICommunicator Create(ParallelConfig config, bool cudaDevice)
-        => Create(config.Backend, TimeSpan.FromSeconds(config.TimeoutS), cudaDevice, LaunchEnvironment.Current());
+    /// says whether training runs on CUDA (train.device), <paramref name="gpu"/> which GPU this rank trains on (nccl
+    /// must use the same one; default: the local rank).</summary>
+    public static ICommunicator Create(ParallelConfig config, bool cudaDevice, int? gpu = null)
+        => Create(config.Backend, TimeSpan.FromSeconds(config.TimeoutS), cudaDevice, LaunchEnvironment.Current(), gpu);
 
-    public static ICommunicator Create(string backend, TimeSpan timeout, bool cudaDevice, LaunchEnvironment launch)
+    /// <param name="gpu">The rank's GPU for nccl (an explicit train.device cuda:N, e.g. with CUDA_VISIBLE_DEVICES set
+    /// per rank); null uses the local rank.</param>
+    public static ICommunicator Create(string backend, TimeSpan timeout, bool cudaDevice, LaunchEnvironment launch, int? gpu = null)
     {
         var resolved = Resolve(backend, cudaDevice, launch);
         if (resolved == "local" && launch.WorldSize > 1)
@@ -54,7 +57,7 @@ public static class Communicators
                 var world = MpiCommunicator.World(timeout);
                 try
                 {
-                    return NcclCommunicator.Create(world, launch.LocalRank, timeout);
+                    return NcclCommunicator.Create(world, gpu ?? launch.LocalRank, timeout);
                 }
                 catch
                 {
