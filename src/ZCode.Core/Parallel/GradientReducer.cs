@@ -30,6 +30,15 @@ public sealed class GradientReducer : IDisposable
 
     private Tensor Bucket(long length) => buffer.narrow(0, 0, part.Ranks * length);
 
+    /// <summary>The bucket of chunk [start, start + n) of every rank's shard, filled with this rank's gradients there
+    /// (rank r's piece at [r * n, (r + 1) * n)), ready to be reduced.</summary>
+    private Tensor GradientBucket(long start, long n)
+    {
+        var bucket = Bucket(n);
+        for (int r = 0; r < part.Ranks; r++) part.GatherGrads(r * part.ShardSize + start, bucket.narrow(0, r * n, n));
+        return bucket;
+    }
+
     /// <summary>ZeRO 0: every rank ends with the full summed gradient in each parameter's .grad.</summary>
     public void AllReduceGradients()
     {
@@ -38,8 +47,7 @@ public sealed class GradientReducer : IDisposable
         for (int k = 0; k < part.Buckets; k++)
         {
             var (start, n) = part.ChunkOf(k);
-            var bucket = Bucket(n);
-            for (int r = 0; r < part.Ranks; r++) part.GatherGrads(r * part.ShardSize + start, bucket.narrow(0, r * n, n));
+            var bucket = GradientBucket(start, n);
             comm.AllReduce(bucket);
             for (int r = 0; r < part.Ranks; r++) part.ScatterGrads(r * part.ShardSize + start, bucket.narrow(0, r * n, n));
         }
@@ -62,8 +70,7 @@ public sealed class GradientReducer : IDisposable
                 part.GatherGrads(start, mine);
                 continue;
             }
-            var bucket = Bucket(n);
-            for (int r = 0; r < part.Ranks; r++) part.GatherGrads(r * part.ShardSize + start, bucket.narrow(0, r * n, n));
+            var bucket = GradientBucket(start, n);
             if (reduceScatter)
                 comm.ReduceScatter(bucket, mine);
             else

@@ -118,18 +118,28 @@ public sealed unsafe class MpiCommunicator : ICommunicator
             GC.KeepAlive(input); GC.KeepAlive(output);
             return;
         }
-        // Rank-major output: gather piece [at, at+len) of every rank into a staging buffer, then scatter it in place.
-        long piece = PieceElements(input.dtype);
         using var rows = output.view(Size, n);
-        using var flat = input.view(n);
+        using var flat = input.view(1, n);
+        InColumnPieces(flat, rows, (send, receive, bytes) => StartGather(name, send, receive, bytes));
+    }
+
+    /// <summary>
+    /// An all-gather or all-to-all too large for one call, in pieces of columns: <paramref name="recvRows"/> [Size, n]
+    /// receives rank j's block in row j, from each rank's <paramref name="sendRows"/> ([1, n] for an all-gather, whose
+    /// one block goes to every rank; [Size, n] for an all-to-all, whose row j goes to rank j). Each piece [at, at+len)
+    /// of the columns goes through a contiguous staging buffer and is copied into place.
+    /// </summary>
+    private void InColumnPieces(Tensor sendRows, Tensor recvRows, Action<IntPtr, IntPtr, int> start)
+    {
+        long n = recvRows.shape[1], piece = PieceElements(recvRows.dtype), size = TensorMemory.ElementSize(recvRows.dtype);
         for (long at = 0; at < n; at += piece)
         {
             long len = Math.Min(piece, n - at);
             using var scope = NewDisposeScope();
-            var send = flat.narrow(0, at, len);
-            var staged = empty(new long[] { Size, len }, input.dtype);
-            StartGather(name, TensorMemory.Pointer(send), TensorMemory.Pointer(staged), (int)(len * TensorMemory.ElementSize(input.dtype)));
-            rows.narrow(1, at, len).copy_(staged);
+            var send = sendRows.narrow(1, at, len).contiguous();
+            var staged = empty(new long[] { Size, len }, recvRows.dtype);
+            start(TensorMemory.Pointer(send), TensorMemory.Pointer(staged), (int)(len * size));
+            recvRows.narrow(1, at, len).copy_(staged);
         }
     }
 
@@ -200,18 +210,9 @@ public sealed unsafe class MpiCommunicator : ICommunicator
             GC.KeepAlive(input); GC.KeepAlive(output);
             return;
         }
-        long piece = PieceElements(input.dtype);
         using var sendRows = input.view(Size, block);
         using var recvRows = output.view(Size, block);
-        for (long at = 0; at < block; at += piece)
-        {
-            long len = Math.Min(piece, block - at);
-            using var scope = NewDisposeScope();
-            var send = sendRows.narrow(1, at, len).contiguous();
-            var staged = empty(new long[] { Size, len }, input.dtype);
-            StartAllToAll(name, TensorMemory.Pointer(send), TensorMemory.Pointer(staged), (int)(len * size));
-            recvRows.narrow(1, at, len).copy_(staged);
-        }
+        InColumnPieces(sendRows, recvRows, (send, receive, bytes) => StartAllToAll(name, send, receive, bytes));
     }
 
     private void StartAllToAll(string name, IntPtr send, IntPtr receive, int bytes)
