@@ -7,7 +7,8 @@ using TorchSharp;
 using ZCode.Checkpoints;
 using ZCode.Config;
 using ZCode.Model;
-using ZCode.Training;
+using ZCode.Parallel;
+using ZCode.Training.Optimization;
 
 if (args.Length < 2 || args[0] is not ("save" or "load"))
 {
@@ -28,7 +29,8 @@ torch.manual_seed(1);
 var model = new Seq2SeqTransformer(cfg.Model, 0);
 // TorchSharp's AdamW allocates its state (moments, step) for every parameter up front, as a training
 // checkpoint holds it.
-var opt = weightsOnly ? null : OptimizerFactory.Create(model, cfg.Train);
+using var layout = ParallelLayout.Single();
+var opt = weightsOnly ? null : new AdamWOptimizer(model, cfg.Train, cfg.Parallel, layout);
 GC.Collect();
 long stateRss = Rss("VmRSS");
 File.WriteAllText("/proc/self/clear_refs", "5"); // reset VmHWM: the peak below belongs to the save/load alone
@@ -37,14 +39,17 @@ string stepDir;
 if (mode == "save")
 {
     if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-    stepDir = new CheckpointStore(dir, keepLast: 1).Save(1, model, opt, new JsonObject { ["config"] = ConfigWriter.ToYaml(cfg) });
+    using var views = torch.NewDisposeScope();
+    var manifest = new JsonObject { ["config"] = ConfigWriter.ToYaml(cfg) };
+    opt?.Describe(manifest);
+    stepDir = new CheckpointStore(dir, keepLast: 1).Save(1, model, manifest, extraFiles: opt?.StateFiles(true, true));
 }
 else
 {
     stepDir = CheckpointReader.ResolveDirectory(dir);
-    CheckpointReader.ReadVerifiedManifest(stepDir); // reads every byte once for SHA-256
+    var manifest = CheckpointReader.ReadVerifiedManifest(stepDir); // reads every byte once for SHA-256
     CheckpointLoader.LoadWeights(stepDir, model);
-    if (opt is not null) CheckpointLoader.LoadOptimizer(stepDir, model, opt);
+    opt?.Load(stepDir, manifest);
 }
 double seconds = clock.Elapsed.TotalSeconds;
 long bytes = Directory.GetFiles(stepDir).Sum(f => new FileInfo(f).Length);

@@ -153,7 +153,7 @@ internal static class BenchCommand
         var device = new Option<string?>("--device") { Description = "auto | cpu | cuda | cuda:N (default: the config's train.device)", HelpName = "DEVICE" };
         var dtype = new Option<string?>("--dtype") { Description = "fp32 | bf16 (default: the config's train.dtype)", HelpName = "DTYPE" };
         var json = Json();
-        var cmd = new Command("train", "Time full training steps (forward, backward, AdamW) on random tokens")
+        var cmd = new Command("train", "Time the trainer's full training steps (forward, backward, clipping, AdamW) on random tokens")
             { config, sets, batch, srcLen, tgtLen, steps, threads, device, dtype, json };
         cmd.SetAction(parse =>
         {
@@ -161,10 +161,11 @@ internal static class BenchCommand
             var overrides = (parse.GetValue(sets) ?? []).ToList();
             if (parse.GetValue(device) is { } dev) overrides.Add($"train.device={dev}");
             if (parse.GetValue(dtype) is { } dt) overrides.Add($"train.dtype={dt}");
+            if (parse.GetValue(threads) is > 0 and var n) overrides.Add($"train.threads={n}");
             var cfg = CommonOptions.LoadConfig(parse.GetValue(config), [.. overrides]);
             var o = new TrainBenchOptions(Positive(parse.GetValue(batch), "--batch"), Positive(parse.GetValue(srcLen), "--src-len"),
                 Positive(parse.GetValue(tgtLen), "--tgt-len"), Positive(parse.GetValue(steps), "--steps"));
-            SetThreads(parse.GetValue(threads) > 0 ? parse.GetValue(threads) : cfg.Train.Threads);
+            if (parse.GetValue(threads) < 0) throw new UserInputException($"--threads: must be at least 0, got {parse.GetValue(threads)}");
             var r = TrainStepBenchmark.Run(cfg, o);
             var output = parse.InvocationConfiguration.Output;
             if (parse.GetValue(json))

@@ -1,12 +1,7 @@
 using System.CommandLine;
 using Serilog;
 using Serilog.Events;
-using TorchSharp;
 using ZCode.Cli.Ui;
-using ZCode.Config;
-using ZCode.Data;
-using ZCode.Model;
-using ZCode.Parallel;
 using ZCode.Training;
 
 namespace ZCode.Cli.Commands;
@@ -28,96 +23,26 @@ internal static class TrainCommand
         var initFrom = new Option<string?>("--init-from") { Description = "start a new run (step 0, fresh optimizer) from a checkpoint's weights and model config" };
         var cmd = new Command("train", "Train a Mixture-of-Experts encoder-decoder") { config, sets, output, resume, initFrom };
         cmd.SetAction((parse, cancel) => Task.FromResult(Run(parse.GetValue(config), parse.GetValue(sets) ?? [],
-            parse.GetValue(output), new StartFrom(parse.GetValue(resume) ?? "never", parse.GetValue(initFrom)),
+            parse.GetValue(output), new RunStart(parse.GetValue(resume) ?? "never", parse.GetValue(initFrom)),
             parse.InvocationConfiguration.Output, cancel)));
         return cmd;
     }
 
-    private static int Run(string? configFile, string[] sets, string? outputDir, StartFrom start, TextWriter stdout, CancellationToken cancel)
+    private static int Run(string? configFile, string[] sets, string? outputDir, RunStart start, TextWriter stdout, CancellationToken cancel)
     {
         var cfg = CommonOptions.LoadConfig(configFile, sets);
-        var launch = LaunchEnvironment.Current();
-        // Before any file is written: a CUDA device on a machine without one is a configuration error.
-        var device = LocalDevice(ZCode.Runtime.ComputeDevice.Resolve(cfg.Train.Device), cfg.Train.Device, launch);
-        var dtype = ZCode.Runtime.ComputeDevice.Dtype(cfg.Train.Dtype);
-        bool cuda = device.type == DeviceType.CUDA;
-        using var layout = ParallelLayout.Create(Communicators.Create(cfg.Parallel, cuda, gpu: cuda && device.index >= 0 ? device.index : null),
-            cfg.Parallel.ExpertParallel, ownsWorld: true);
-        var world = layout.World;
-        bool rank0 = world.Rank == 0;
-        outputDir ??= DefaultOutput(world);
-        var warnings = new List<string>();
-        var plan = start.Resolve(cfg, outputDir, warnings.Add);
-        Directory.CreateDirectory(outputDir);
+        using var session = TrainingSession.Open(cfg, new TrainingSessionOptions { OutputDir = outputDir, Start = start });
+        Directory.CreateDirectory(session.OutputDir);
+        using var observer = session.IsRank0 ? new ConsoleTrainingObserver() : null;
+        using var log = CreateLog(session, observer);
 
-        using var observer = rank0 ? new ConsoleTrainingObserver() : null;
-        var logConfig = new LoggerConfiguration().MinimumLevel.Debug();
-        const string fileTemplate = "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} [{Level:u3}] {Message:lj}{NewLine}{Exception}";
-        // Rank 0 owns the console and train.log; every other rank keeps its own train.rank{R}.log for diagnosis.
-        if (rank0)
-            logConfig = logConfig
-                .WriteTo.File(Path.Combine(outputDir, "train.log"), outputTemplate: fileTemplate)
-                // On a terminal the live progress bar replaces routine lines (warnings still show); redirected output
-                // (CI, files) gets every log line instead.
-                .WriteTo.Console(restrictedToMinimumLevel: observer!.Interactive ? LogEventLevel.Warning : LogEventLevel.Information,
-                                 standardErrorFromLevel: LogEventLevel.Warning,
-                                 outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}");
-        else
-            logConfig = logConfig.WriteTo.File(Path.Combine(outputDir, $"train.rank{world.Rank}.log"), outputTemplate: fileTemplate);
-        using var log = logConfig.CreateLogger();
-
-        // train.threads 0 = the cores of this node shared among the ranks on it.
-        torch.set_num_threads(cfg.Train.Threads > 0 ? cfg.Train.Threads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, launch.LocalSize)));
-        torch.manual_seed(cfg.Train.Seed);
-
-        // Training reads only the shards; the first run (or changed inputs) prepares them here: rank 0 alone, while
-        // the others wait, then they open the shards it wrote.
-        DataSource data;
-        if (rank0)
+        var prepareProgress = session.IsRank0 ? new PrepareProgressPrinter(stdout) : null;
+        Trainer trainer;
+        try
         {
-            var prepareProgress = new PrepareProgressPrinter(stdout);
-            try
-            {
-                data = DataSource.FromShards(cfg, prepareProgress, p => log.Information(p.UpToDate
-                    ? "data: shards up to date in {Index}" : "data: prepared shards in {Index} ({Lines} lines, {Seconds:F1} s)",
-                    p.IndexPath, p.Lines, p.Seconds), layout.DataParallel);
-            }
-            finally { prepareProgress.Finish(); }
-            world.Barrier();
+            trainer = session.Build(log, observer ?? (ITrainingObserver)new SilentTrainingObserver(), prepareProgress);
         }
-        else
-        {
-            world.Barrier();
-            data = DataSource.FromShards(cfg, dataParallel: layout.DataParallel);
-        }
-        if (data.Tokenizer.VocabSize != cfg.Model.VocabSize)
-            throw new UserInputException($"model.vocab_size is {cfg.Model.VocabSize} but {cfg.ResolvePath(cfg.Data.SpmModel)} has " +
-                                         $"{data.Tokenizer.VocabSize} pieces; set model.vocab_size: {data.Tokenizer.VocabSize}");
-        foreach (var c in data.Corpora)
-            log.Information("corpus {Key}: {Kept} of {Lines} lines kept ({Empty} empty, {Long} too long)",
-                c.Key, c.Kept, c.Lines, c.SkippedEmpty, c.SkippedTooLong);
-        // Every rank builds the same initial weights from train.seed (its block of experts under expert parallelism), so
-        // no broadcast is needed.
-        var model = new Seq2SeqTransformer(cfg.Model, data.Tokenizer.PadId, layout.ModelExpertGroup);
-        model.ComputeDtype = dtype;
-        MoeSeeding.Apply(model, cfg.Train.Seed);
-        log.Information("output directory {Dir}", Path.GetFullPath(outputDir));
-        if (world.Size > 1)
-            log.Information("rank {Rank} of {World} ({Backend}, launcher {Launcher}); micro-batch budget {Budget} tokens",
-                world.Rank, world.Size, world.Backend, launch.Launcher, DataSource.MicroBatchTokens(cfg.Train, layout.DataParallel));
-        foreach (var w in warnings)
-            log.Warning("{Warning}", w);
-        if (plan.InitFrom is not null)
-        {
-            ZCode.Checkpoints.CheckpointLoader.LoadWeights(plan.InitFrom, model);
-            log.Information("initialised weights from {Dir} (step 0, fresh optimizer)", plan.InitFrom);
-        }
-        // The parameters move once, before the trainer creates the optimizer state next to them.
-        if (device.type != DeviceType.CPU)
-            model.to(device);
-        log.Information("device {Device}", ZCode.Runtime.ComputeDevice.Describe(device, dtype));
-        if (ZCode.Runtime.LibTorchLoader.LoadedFrom is { } libtorch)
-            log.Information("LibTorch from {Dir} (ZCODE_LIBTORCH)", libtorch);
+        finally { prepareProgress?.Finish(); }
 
         // Ctrl-C (one process) or SIGUSR1 (any number of ranks) asks the loop to stop after the current step; the
         // trainer then saves a checkpoint. Under mpirun Ctrl-C tears the job down, but mpirun and srun forward SIGUSR1
@@ -125,46 +50,36 @@ internal static class TrainCommand
         // ranks agree on the step.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel, StopSignal.Token);
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; stop.Cancel(); };
-        if (world.Size == 1)
+        bool single = session.World.Size == 1;
+        if (single)
             Console.CancelKeyPress += onCancel;
         try
         {
-            // Batches are built on a background thread (exact sampler state kept) so the step never waits for them.
-            using var batches = new PrefetchingBatchStream(data.Train);
-            var trainer = new Trainer(cfg, model, batches, outputDir, log, observer ?? (ITrainingObserver)new SilentTrainingObserver(),
-                layout: layout, device: device);
-            if (plan.ResumeFrom is not null)
-                trainer.Restore(plan.ResumeFrom);
             trainer.Run(stop.Token);
         }
         finally
         {
-            if (world.Size == 1)
+            if (single)
                 Console.CancelKeyPress -= onCancel;
         }
         return CliApp.ExitOk;
     }
 
-    /// <summary>
-    /// Several ranks on one node each take their own GPU: with train.device auto or cuda, local rank i uses cuda:i
-    /// (an explicit cuda:N is kept, for a launcher that sets CUDA_VISIBLE_DEVICES per rank).
-    /// </summary>
-    private static torch.Device LocalDevice(torch.Device resolved, string setting, LaunchEnvironment launch)
+    /// <summary>Rank 0 owns the console and train.log; every other rank keeps its own train.rank{R}.log for diagnosis.</summary>
+    private static Serilog.Core.Logger CreateLog(TrainingSession session, ConsoleTrainingObserver? observer)
     {
-        if (resolved.type != DeviceType.CUDA || launch.LocalSize <= 1 || setting is not ("auto" or "cuda"))
-            return resolved;
-        int count = torch.cuda.device_count();
-        if (launch.LocalRank >= count)
-            throw new UserInputException($"train.device: {launch.LocalSize} ranks on this node but {count} CUDA device(s); " +
-                                         "start at most one rank per GPU");
-        return new torch.Device(DeviceType.CUDA, launch.LocalRank);
-    }
-
-    /// <summary>runs/&lt;timestamp&gt;, with rank 0's clock on every rank.</summary>
-    private static string DefaultOutput(ICommunicator world)
-    {
-        long stamp = HostCollectives.Broadcast(world, long.Parse(DateTime.Now.ToString("yyyyMMddHHmmss")), 0);
-        var s = stamp.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return Path.Combine("runs", $"{s[..8]}-{s[8..]}");
+        var logConfig = new LoggerConfiguration().MinimumLevel.Debug();
+        const string fileTemplate = "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} [{Level:u3}] {Message:lj}{NewLine}{Exception}";
+        if (session.IsRank0)
+            logConfig = logConfig
+                .WriteTo.File(Path.Combine(session.OutputDir, "train.log"), outputTemplate: fileTemplate)
+                // On a terminal the live progress bar replaces routine lines (warnings still show); redirected output
+                // (CI, files) gets every log line instead.
+                .WriteTo.Console(restrictedToMinimumLevel: observer!.Interactive ? LogEventLevel.Warning : LogEventLevel.Information,
+                                 standardErrorFromLevel: LogEventLevel.Warning,
+                                 outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}");
+        else
+            logConfig = logConfig.WriteTo.File(Path.Combine(session.OutputDir, $"train.rank{session.World.Rank}.log"), outputTemplate: fileTemplate);
+        return logConfig.CreateLogger();
     }
 }

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using ZCode.Config;
-using ZCode.Model;
+using ZCode.Parallel;
 using ZCode.Runtime;
 using ZCode.Training;
 using TorchSharp;
@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace ZCode.Benchmarks;
 
 /// <summary>Batch shape and step counts of <see cref="TrainStepBenchmark"/>.</summary>
-public sealed record TrainBenchOptions(int Batch, int SrcLen, int TgtLen, int Steps, int Warmup = 3, long Seed = 1);
+public sealed record TrainBenchOptions(int Batch, int SrcLen, int TgtLen, int Steps, int Warmup = 3);
 
 /// <summary>Median step time of full training steps and what it means in tokens per second.</summary>
 public sealed record TrainBenchResult(TrainBenchOptions Options, long Params, long TokensPerStep, double StepMs, double LastLoss,
@@ -19,69 +19,39 @@ public sealed record TrainBenchResult(TrainBenchOptions Options, long Params, lo
 }
 
 /// <summary>
-/// Full training steps on random tokens, as the trainer does them (forward, label-smoothed loss + weighted aux/z
-/// losses, backward, global-norm clipping, AdamW), without data loading. Tokens per step = batch * (src + tgt), as
+/// The trainer's own steps (<see cref="Trainer.Step"/>: forward, loss, backward, the optimizer's reduction, clipping
+/// and AdamW) on a fixed batch of random tokens, in a run assembled by <see cref="TrainingSession"/> exactly as
+/// <c>zcode train</c> assembles it, without data loading or writing anything. Tokens per step = batch * (src + tgt), as
 /// shared/bench/peer_torch.py counts them, so the two figures compare directly.
 /// </summary>
 public static class TrainStepBenchmark
 {
-    private const int FirstRegularId = 4;   // ids 0..3 are pad/unk/bos/eos-like specials: never sampled
-
     public static TrainBenchResult Run(ZCodeConfig cfg, TrainBenchOptions o)
     {
         if (o.SrcLen > cfg.Model.MaxPositions || o.TgtLen > cfg.Model.MaxPositions)
             throw new UserInputException($"--src-len/--tgt-len must be at most model.max_positions ({cfg.Model.MaxPositions})");
-        if (cfg.Model.VocabSize <= FirstRegularId)
-            throw new UserInputException($"model.vocab_size must be greater than {FirstRegularId} for random tokens");
-        var device = ComputeDevice.Resolve(cfg.Train.Device);
-        manual_seed(o.Seed);
-        using var model = new Seq2SeqTransformer(cfg.Model, padId: 0)
-        {
-            ComputeDtype = ComputeDevice.Dtype(cfg.Train.Dtype),
-        };
-        MoeSeeding.Apply(model, o.Seed);
-        if (device.type != DeviceType.CPU)
-            model.to(device);
-        model.train();
-        var optimizer = OptimizerFactory.Create(model, cfg.Train);
-        var parameters = model.parameters().Where(p => p.requires_grad).ToList();
-        long paramCount = parameters.Sum(p => p.numel());
-        using var src = randint(FirstRegularId, cfg.Model.VocabSize, new long[] { o.Batch, o.SrcLen }, device: device);
-        using var tgt = randint(FirstRegularId, cfg.Model.VocabSize, new long[] { o.Batch, o.TgtLen + 1 }, device: device);
-        using var tgtIn = tgt.narrow(1, 0, o.TgtLen);
-        using var tgtOut = tgt.narrow(1, 1, o.TgtLen);
-        long targets = (long)o.Batch * o.TgtLen;
-        var moe = cfg.Model.Moe;
+        var batches = new RandomTokenBatches(cfg.Model.VocabSize, o.Batch, o.SrcLen, o.TgtLen, cfg.Train.Seed);
+        using var world = new LocalCommunicator();
+        // Nothing is written: the directory only names where a checkpoint would go.
+        var output = Path.Combine(Path.GetTempPath(), $"zcode-bench-train-{Guid.NewGuid():N}");
+        using var session = TrainingSession.Open(cfg, new TrainingSessionOptions { World = world, OutputDir = output });
+        var trainer = session.Build(Serilog.Core.Logger.None, new SilentTrainingObserver(), batches, padId: 0);
+        var device = session.Device;
 
         var times = new List<double>();
-        Tensor? lastObjective = null;
         for (int step = 0; step < o.Warmup + o.Steps; step++)
         {
             var clock = Stopwatch.StartNew();
-            using (NewDisposeScope())
-            {
-                optimizer.zero_grad();
-                var logits = model.Forward(src, tgtIn, src.numel(), tgtIn.numel());
-                var (smoothed, _) = Losses.LabelSmoothedCrossEntropy(logits, tgtOut, model.PadId, cfg.Train.LabelSmoothing);
-                var objective = smoothed / targets;
-                var aux = model.AuxLoss();
-                var z = model.ZLoss();
-                if (aux is not null && moe.AuxLossWeight > 0) objective = objective + aux * moe.AuxLossWeight;
-                if (z is not null && moe.ZLossWeight > 0) objective = objective + z * moe.ZLossWeight;
-                objective.backward();
-                GradientClipping.ClipByGlobalNorm(parameters, cfg.Train.ClipNorm);
-                optimizer.step();
-                lastObjective?.Dispose();
-                lastObjective = objective.detach().MoveToOuterDisposeScope();
-                // Kernels run asynchronously on a GPU: the step ends when the device is done.
-                if (device.type == DeviceType.CUDA)
-                    cuda.synchronize(device);
-            }
+            trainer.Step(logged: false);
+            // Kernels run asynchronously on a GPU: the step ends when the device is done.
+            if (device.type == DeviceType.CUDA)
+                cuda.synchronize(device);
             if (step >= o.Warmup) times.Add(clock.Elapsed.TotalMilliseconds);
         }
-        double loss = lastObjective is null ? double.NaN : lastObjective.item<float>();
-        lastObjective?.Dispose();
-        return new TrainBenchResult(o, paramCount, (long)o.Batch * (o.SrcLen + o.TgtLen), BenchStats.Median(times), loss,
-            ComputeDevice.Describe(device, model.ComputeDtype));
+        // One more, untimed step reads its figures back (a logged step also gathers statistics).
+        double loss = trainer.Step(logged: true).Loss;
+        long parameters = session.Model!.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+        return new TrainBenchResult(o, parameters, batches.TokensPerBatch, BenchStats.Median(times), loss,
+            ComputeDevice.Describe(device, session.Dtype));
     }
 }

@@ -1,5 +1,4 @@
 using ZCode.Parallel;
-using static TorchSharp.torch;
 
 namespace ZCode.Checkpoints;
 
@@ -8,24 +7,21 @@ namespace ZCode.Checkpoints;
 /// <see cref="Comm"/> calls <see cref="CheckpointStore.Save"/> (or WriteDirectory) with its own model, rank 0 of
 /// <see cref="Comm"/> (the lead) prepares the temporary directory, writes the manifest with every rank's file
 /// checksums and renames it into place. Ranks write only what they own:
-/// <see cref="WritesShared"/> the non-expert weights (and optimizer state), <see cref="WritesExperts"/> the block of
+/// <see cref="WritesShared"/> the non-expert weights, <see cref="WritesExperts"/> the block of
 /// experts their model holds, each as its own file named by global expert ids (<see cref="CheckpointFormat.ExpertFile(int, int, int, int)"/>),
-/// plus any <see cref="ExtraFiles"/> (e.g. optimizer shards). The lead checks before anything is written that the
+/// plus the extra files each passes (its optimizer state). The lead checks before anything is written that the
 /// planned files do not collide and cover every expert of every MoE layer exactly once.
 /// </summary>
 /// <param name="Comm">The ranks that write (usually the world); collective.</param>
-/// <param name="WritesShared">This rank writes shared.safetensors (and optimizer-shared.safetensors when given an optimizer).</param>
-/// <param name="WritesExperts">This rank writes its model's experts (and their optimizer state when given an optimizer).</param>
+/// <param name="WritesShared">This rank writes shared.safetensors.</param>
+/// <param name="WritesExperts">This rank writes its model's experts.</param>
 public sealed record CheckpointGroup(ICommunicator Comm, bool WritesShared, bool WritesExperts)
 {
-    /// <summary>Further files this rank writes into the checkpoint (names must be unique across ranks).</summary>
-    public IReadOnlyList<(string File, List<(string Name, Tensor Tensor)> Tensors)> ExtraFiles { get; init; } = [];
-
     /// <summary>Rank 0 of <see cref="Comm"/>: writes the manifest, renames, updates `latest` and prunes.</summary>
     public bool IsLead => Comm.Rank == 0;
 
     /// <summary>
-    /// The usual layout (DESIGN.md §7, world = data-parallel x expert-parallel, expert groups of consecutive ranks):
+    /// The usual layout (world = data-parallel x expert-parallel, expert groups of consecutive ranks):
     /// world rank 0 writes the shared weights, the ranks of the first expert group (world ranks 0..P-1, one per
     /// expert block) write the experts; replicas in other expert groups write nothing.
     /// </summary>

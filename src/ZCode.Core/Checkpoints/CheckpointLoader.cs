@@ -1,12 +1,11 @@
 using System.Text.Json.Nodes;
-using TorchSharp.Modules;
 using ZCode.Model;
 using static TorchSharp.torch;
 
 namespace ZCode.Checkpoints;
 
 /// <summary>
-/// Loads v1 checkpoint tensors into a built model and optimizer. Experts are addressed by GLOBAL id: local expert
+/// Loads v1 checkpoint weights into a built model (optimizers load their own state). Experts are addressed by GLOBAL id: local expert
 /// j of MoE layer L takes <c>expert.{ids[L][j]}.*</c>, wherever it is stored (the layer's single file, or the block
 /// files that expert-parallel ranks wrote), so a process holding a subset of experts (expert parallelism at any size,
 /// pruning) or a different count loads the same checkpoint. Tensors are read straight into parameter memory.
@@ -49,7 +48,7 @@ public static class CheckpointLoader
         }
         foreach (var layer in layers)
         {
-            using var stored = ExpertFiles.Open(dir, files, layer.Index, optimizer: false);
+            using var stored = ExpertFiles.Open(dir, files, layer.Index);
             var ids = Ids(layer, experts);
             foreach (var p in CheckpointFormat.ExpertParams)
             {
@@ -64,51 +63,9 @@ public static class CheckpointLoader
         }
     }
 
-    /// <summary>Restores AdamW moments and step counts (same global-id addressing as the weights).</summary>
-    public static void LoadOptimizer(string dir, Seq2SeqTransformer model, AdamW optimizer, ExpertSelector? experts = null)
-    {
-        var file = Path.Combine(dir, CheckpointFormat.OptimizerSharedFile);
-        if (!File.Exists(file))
-            throw new UserInputException($"{dir}: holds no optimizer state (it was aggregated or pruned); start a new run from it with --init-from");
-        var layers = CheckpointFormat.MoeLayers(model);
-        var files = FileNames(dir);
-        var states = OptimizerStates.ByName(optimizer, model);
-        var expertNames = CheckpointFormat.ExpertParameterNames(layers);
-        using (var shared = new SafeTensors.Reader(file))
-        {
-            foreach (var (name, st) in states.Where(kv => !expertNames.Contains(kv.Key)))
-                Restore(shared, name, st.exp_avg, st.exp_avg_sq, s => st.step = s);
-        }
-        foreach (var layer in layers)
-        {
-            using var stored = ExpertFiles.Open(dir, files, layer.Index, optimizer: true);
-            var ids = Ids(layer, experts);
-            foreach (var p in CheckpointFormat.ExpertParams)
-            {
-                var st = states[$"{layer.Prefix}.{p}"];
-                for (int j = 0; j < ids.Count; j++)
-                {
-                    using var avg = st.exp_avg[j];
-                    using var sq = st.exp_avg_sq[j];
-                    var key = CheckpointFormat.ExpertTensor(ids[j], p);
-                    // One stacked parameter has one step count; every expert stores the same value.
-                    Restore(stored.For($"{key}.exp_avg"), key, avg, sq, s => st.step = s);
-                }
-            }
-        }
-    }
-
     private static IReadOnlyList<int> Ids(MoeLayerRef layer, ExpertSelector? experts) => experts is null
         ? Enumerable.Range(layer.Layer.FirstExpert, layer.Layer.LocalExperts).ToList()
         : experts(layer.Index, layer.Layer.LocalExperts);
-
-    private static void Restore(SafeTensors.Reader reader, string key, Tensor avg, Tensor sq, Action<long> setStep)
-    {
-        reader.ReadInto($"{key}.exp_avg", avg);
-        reader.ReadInto($"{key}.exp_avg_sq", sq);
-        using var step = reader.Read($"{key}.step");
-        setStep(step.item<long>());
-    }
 
     /// <summary>Files the manifest lists (a stray file in the directory is never read).</summary>
     private static IReadOnlyList<string> FileNames(string dir)
@@ -122,15 +79,13 @@ public static class CheckpointLoader
         private string dir = "";
         private int layer;
 
-        public static ExpertFiles Open(string dir, IReadOnlyList<string> names, int layer, bool optimizer)
+        public static ExpertFiles Open(string dir, IReadOnlyList<string> names, int layer)
         {
-            var mine = names.Where(n => CheckpointFormat.IsExpertFileOf(n, layer, optimizer)).Order(StringComparer.Ordinal).ToList();
+            var mine = names.Where(n => CheckpointFormat.IsExpertFileOf(n, layer, optimizer: false)).Order(StringComparer.Ordinal).ToList();
             if (mine.Count == 0)
             {
-                var expected = Path.Combine(dir, optimizer ? CheckpointFormat.OptimizerExpertFile(layer) : CheckpointFormat.ExpertFile(layer));
-                throw new UserInputException(optimizer
-                    ? $"{expected}: missing; the checkpoint holds no optimizer state for MoE layer {layer}"
-                    : $"{expected}: missing; the checkpoint has fewer MoE layers than the model config");
+                var expected = Path.Combine(dir, CheckpointFormat.ExpertFile(layer));
+                throw new UserInputException($"{expected}: missing; the checkpoint has fewer MoE layers than the model config");
             }
             var files = new ExpertFiles { dir = dir, layer = layer };
             try

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using TorchSharp.Modules;
 using ZCode.Model;
 using ZCode.Parallel;
 using Tensor = TorchSharp.torch.Tensor;
@@ -47,16 +46,18 @@ public sealed class CheckpointStore
                && long.TryParse(name.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out var s) ? s : null;
     }
 
-    /// <summary>Saves weights (shared + per-layer experts), optimizer state when given, and the manifest (to which
-    /// step, format, layout and the file list are added). Returns the final directory. With a <paramref name="group"/>
-    /// this is collective: every rank writes its part (see <see cref="CheckpointGroup"/>), the lead the rest.</summary>
-    public string Save(long step, Seq2SeqTransformer model, AdamW? optimizer, JsonObject manifest, CheckpointGroup? group = null)
+    /// <summary>Saves weights (shared + per-layer experts), the given <paramref name="extraFiles"/> (optimizer state),
+    /// and the manifest (to which step, format, layout and the file list are added). Returns the final directory. With
+    /// a <paramref name="group"/> this is collective: every rank writes its part and its own extra files (see
+    /// <see cref="CheckpointGroup"/>), the lead the rest.</summary>
+    public string Save(long step, Seq2SeqTransformer model, JsonObject manifest, CheckpointGroup? group = null,
+        IReadOnlyList<TensorFile>? extraFiles = null)
     {
         bool lead = group?.IsLead ?? true;
         if (lead) Directory.CreateDirectory(root);
         var finalDir = Path.Combine(root, StepDirName(step));
         manifest["step"] = step;
-        WriteDirectory(finalDir, model, optimizer, manifest, group);
+        WriteDirectory(finalDir, model, manifest, group, extraFiles);
         if (lead)
         {
             FaultHook?.Invoke("latest");
@@ -74,21 +75,23 @@ public sealed class CheckpointStore
     /// manifest last, rename). Used for step checkpoints and for the outputs of aggregation and pruning. With a
     /// <paramref name="group"/> it is collective over the group's ranks, which write their own files into the same
     /// .tmp directory; their names, sizes and checksums are gathered to the lead for the manifest.
+    /// <paramref name="extraFiles"/> are further files this process writes (names unique across the group).
     /// </summary>
-    public static void WriteDirectory(string finalDir, Seq2SeqTransformer model, AdamW? optimizer, JsonObject manifest,
-        CheckpointGroup? group = null)
+    public static void WriteDirectory(string finalDir, Seq2SeqTransformer model, JsonObject manifest,
+        CheckpointGroup? group = null, IReadOnlyList<TensorFile>? extraFiles = null)
     {
         bool lead = group?.IsLead ?? true;
         var tmpDir = finalDir + TmpSuffix;
         var layers = CheckpointFormat.MoeLayers(model);
-        var own = Jobs(model, optimizer, layers, group);
-        var jobs = group is null ? own : own.Concat(group.ExtraFiles).ToList();
+        // The per-expert views made for writing die with this scope; the model's own tensors were made outside it.
+        using var views = TorchSharp.torch.NewDisposeScope();
+        var jobs = Jobs(model, layers, group).Concat(extraFiles ?? []).ToList();
 
         // Plans first: two ranks writing one file name (a wrong layout) would corrupt it, and a checkpoint missing an
         // expert block could never be loaded; both are refused before anything is written.
         var plans = Gather(group, new JsonObject
         {
-            ["files"] = new JsonArray(jobs.Select(j => (JsonNode)j.File).ToArray()),
+            ["files"] = new JsonArray(jobs.Select(j => (JsonNode)j.Name).ToArray()),
             ["experts"] = new JsonArray(group is null || group.WritesExperts
                 ? layers.Select(l => (JsonNode)new JsonArray(l.Layer.FirstExpert, l.Layer.LocalExperts)).ToArray() : []),
         });
@@ -105,28 +108,25 @@ public sealed class CheckpointStore
 
         var mine = new JsonObject();
         string? error = null;
-        using (var temporaries = new DisposeList(own, model))
+        try
         {
+            // Files are independent: writing them on two threads overlaps one file's hashing with another's I/O.
+            var written = new WrittenFile[jobs.Count];
             try
             {
-                // Files are independent: writing them on two threads overlaps one file's hashing with another's I/O.
-                var written = new WrittenFile[jobs.Count];
-                try
-                {
-                    System.Threading.Tasks.Parallel.For(0, jobs.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Clamp(Environment.ProcessorCount, 1, 4) },
-                        i => written[i] = SafeTensors.Write(Path.Combine(tmpDir, jobs[i].File), jobs[i].Tensors));
-                }
-                catch (AggregateException e) when (e.InnerExceptions.Count > 0)
-                {
-                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
-                }
-                for (int i = 0; i < jobs.Count; i++)
-                    mine[jobs[i].File] = new JsonObject { ["size"] = written[i].Size, ["sha256"] = written[i].Sha256 };
+                System.Threading.Tasks.Parallel.For(0, jobs.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Clamp(Environment.ProcessorCount, 1, 4) },
+                    i => written[i] = SafeTensors.Write(Path.Combine(tmpDir, jobs[i].Name), jobs[i].Tensors));
             }
-            catch (Exception e) when (group is not null)
+            catch (AggregateException e) when (e.InnerExceptions.Count > 0)
             {
-                error = $"rank {group.Comm.Rank}: {e.Message}"; // reported to every rank below instead of leaving them waiting
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
             }
+            for (int i = 0; i < jobs.Count; i++)
+                mine[jobs[i].Name] = new JsonObject { ["size"] = written[i].Size, ["sha256"] = written[i].Sha256 };
+        }
+        catch (Exception e) when (group is not null)
+        {
+            error = $"rank {group.Comm.Rank}: {e.Message}"; // reported to every rank below instead of leaving them waiting
         }
         var results = Gather(group, new JsonObject { ["written"] = mine, ["error"] = error });
         if (results.Select(r => r["error"]?.GetValue<string>()).FirstOrDefault(e => e is not null) is { } failed)
@@ -152,7 +152,6 @@ public sealed class CheckpointStore
                 else entry["files"] = new JsonArray(names.Select(n => (JsonNode)n).ToArray());
                 return (JsonNode)entry;
             }).ToArray());
-            if (optimizer is not null) manifest["optimizer"] = "adamw";
             manifest["files"] = files;
             WriteDurably(Path.Combine(tmpDir, ManifestFile), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             FsyncDirectory(tmpDir);
@@ -175,28 +174,20 @@ public sealed class CheckpointStore
         group?.Comm.Barrier();
     }
 
-    /// <summary>The model and optimizer files this process writes: everything in a single process; its share in a group.</summary>
-    private static List<(string File, List<(string, Tensor)> Tensors)> Jobs(Seq2SeqTransformer model, AdamW? optimizer,
-        IReadOnlyList<MoeLayerRef> layers, CheckpointGroup? group)
+    /// <summary>The model files this process writes: all of them in a single process; its share in a group.</summary>
+    private static List<TensorFile> Jobs(Seq2SeqTransformer model, IReadOnlyList<MoeLayerRef> layers, CheckpointGroup? group)
     {
-        bool shared = group?.WritesShared ?? true, experts = group?.WritesExperts ?? true;
-        var jobs = new List<(string File, List<(string, Tensor)> Tensors)>();
-        if (shared)
-            jobs.Add((CheckpointFormat.SharedFile, CheckpointFormat.SharedTensors(model, layers)));
-        if (experts)
+        var jobs = new List<TensorFile>();
+        if (group?.WritesShared ?? true)
+            jobs.Add(new TensorFile(CheckpointFormat.SharedFile, CheckpointFormat.SharedTensors(model, layers)));
+        if (group?.WritesExperts ?? true)
             foreach (var layer in layers)
-                jobs.Add((ExpertFileOf(layer, optimizer: false), ExpertTensors(layer, p => CheckpointFormat.ExpertParameter(layer, p))));
-        if (optimizer is not null)
-            jobs.AddRange(OptimizerJobs(model, optimizer, layers, shared, experts));
+            {
+                var l = layer.Layer;
+                jobs.Add(new TensorFile(CheckpointFormat.ExpertFile(layer.Index, l.FirstExpert, l.LocalExperts, l.Experts),
+                    ExpertTensors(layer, p => CheckpointFormat.ExpertParameter(layer, p))));
+            }
         return jobs;
-    }
-
-    private static string ExpertFileOf(MoeLayerRef layer, bool optimizer)
-    {
-        var l = layer.Layer;
-        return optimizer
-            ? CheckpointFormat.OptimizerExpertFile(layer.Index, l.FirstExpert, l.LocalExperts, l.Experts)
-            : CheckpointFormat.ExpertFile(layer.Index, l.FirstExpert, l.LocalExperts, l.Experts);
     }
 
     /// <summary>Every rank's <paramref name="mine"/> (just it, without a group).</summary>
@@ -239,52 +230,6 @@ public sealed class CheckpointStore
             foreach (var p in CheckpointFormat.ExpertParams)
                 list.Add((CheckpointFormat.ExpertTensor(layer.Layer.FirstExpert + j, p), byParam[p][j])); // [j] of a contiguous stack: a contiguous view
         return list;
-    }
-
-    private static IEnumerable<(string, List<(string, Tensor)>)> OptimizerJobs(Seq2SeqTransformer model, AdamW optimizer,
-        IReadOnlyList<MoeLayerRef> layers, bool writeShared, bool writeExperts)
-    {
-        var states = OptimizerStates.ByName(optimizer, model);
-        var expertNames = CheckpointFormat.ExpertParameterNames(layers);
-        if (writeShared)
-        {
-            var shared = new List<(string, Tensor)>();
-            foreach (var (name, st) in states.Where(kv => !expertNames.Contains(kv.Key)))
-            {
-                shared.Add(($"{name}.exp_avg", st.exp_avg));
-                shared.Add(($"{name}.exp_avg_sq", st.exp_avg_sq));
-                shared.Add(($"{name}.step", TorchSharp.torch.tensor(st.step)));
-            }
-            yield return (CheckpointFormat.OptimizerSharedFile, shared);
-        }
-        if (!writeExperts) yield break;
-        foreach (var layer in layers)
-        {
-            var list = new List<(string, Tensor)>();
-            for (int j = 0; j < layer.Layer.LocalExperts; j++)
-                foreach (var p in CheckpointFormat.ExpertParams)
-                {
-                    var st = states[$"{layer.Prefix}.{p}"];
-                    var key = CheckpointFormat.ExpertTensor(layer.Layer.FirstExpert + j, p);
-                    list.Add(($"{key}.exp_avg", st.exp_avg[j]));
-                    list.Add(($"{key}.exp_avg_sq", st.exp_avg_sq[j]));
-                    list.Add(($"{key}.step", TorchSharp.torch.tensor(st.step)));
-                }
-            yield return (ExpertFileOf(layer, optimizer: true), list);
-        }
-    }
-
-    /// <summary>Disposes the views and step scalars made for writing, never the model's or optimizer's own tensors.</summary>
-    private sealed class DisposeList(List<(string File, List<(string, Tensor)> Tensors)> jobs, Seq2SeqTransformer model) : IDisposable
-    {
-        public void Dispose()
-        {
-            var owned = model.state_dict().Values.Select(t => t.Handle).ToHashSet();
-            foreach (var (_, tensors) in jobs)
-                foreach (var (name, t) in tensors)
-                    if (!owned.Contains(t.Handle) && (name.Contains("expert.") || name.EndsWith(".step", StringComparison.Ordinal)))
-                        t.Dispose();
-        }
     }
 
     /// <summary>Complete step directories (no .tmp), oldest first.</summary>

@@ -86,7 +86,7 @@ public static class ExpertSurgery
                        $"shared weights {(mode == SharedMode.Average ? "averaged" : "from the first input")}; optimizer state dropped " +
                        "(start training with `zcode train --init-from`)",
         };
-        CheckpointStore.WriteDirectory(Path.GetFullPath(outDir), target, null, manifest);
+        CheckpointStore.WriteDirectory(Path.GetFullPath(outDir), target, manifest);
         return cfg;
     }
 
@@ -129,7 +129,7 @@ public static class ExpertSurgery
             ["note"] = $"pruned to the {keep} most used experts per MoE layer (measured on {measuredOn}); optimizer state dropped " +
                        "(fine-tune with `zcode train --init-from`)",
         };
-        CheckpointStore.WriteDirectory(Path.GetFullPath(outDir), model, null, manifest);
+        CheckpointStore.WriteDirectory(Path.GetFullPath(outDir), model, manifest);
         return cfg;
     }
 

@@ -73,6 +73,20 @@ public sealed class Seq2SeqTransformer : nn.Module<Tensor, Tensor, Tensor>
         encoder_norm = nn.LayerNorm(cfg.DModel);
         decoder_norm = nn.LayerNorm(cfg.DModel);
         RegisterComponents();
+        // Every MoE layer's module is named "moe", so name-derived seeds would coincide: give each its own stream
+        // (a run reseeds them from train.seed every step, see MoeSeeding).
+        MoeSeeding.Apply(this, 0);
+    }
+
+    /// <summary>How every MoE layer runs its experts (<see cref="MoeExecutionPath.For"/> chooses it for the device the
+    /// model runs on; the default is packed, or padded under expert parallelism).</summary>
+    public MoeExecution MoeExecution
+    {
+        get => MoeLayers.Count > 0 ? MoeLayers[0].Execution : MoeExecution.Packed;
+        set
+        {
+            foreach (var l in MoeLayers) l.Execution = value;
+        }
     }
 
     /// <summary>The expert-parallel group the model was built for, or null when it holds every expert.</summary>

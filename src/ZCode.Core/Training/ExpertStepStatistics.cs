@@ -34,27 +34,26 @@ public sealed class ExpertStepStatistics
         }
     }
 
-    /// <summary>Appends the counts to <paramref name="into"/> (for one all-reduce).</summary>
-    public void Pack(List<double> into)
+    /// <summary>Adds the counts to <paramref name="sums"/> (for one reduction over the ranks).</summary>
+    public void AddTo(NamedSums sums)
     {
         for (int i = 0; i < layers.Count; i++)
         {
-            into.AddRange(kept[i]);
-            into.Add(dropped[i]);
-            into.Add(assigned[i]);
+            for (int e = 0; e < kept[i].Length; e++) sums.Add($"experts/{i}/kept/{e}", kept[i][e]);
+            sums.Add($"experts/{i}/dropped", dropped[i]);
+            sums.Add($"experts/{i}/assigned", assigned[i]);
         }
     }
 
-    /// <summary>Reads the counts back from <paramref name="from"/> at <paramref name="at"/>; returns the next index.</summary>
-    public int Unpack(double[] from, int at)
+    /// <summary>Replaces the counts with those of <paramref name="sums"/> (after the reduction).</summary>
+    public void TakeFrom(NamedSums sums)
     {
         for (int i = 0; i < layers.Count; i++)
         {
-            for (int e = 0; e < kept[i].Length; e++) kept[i][e] = from[at++];
-            dropped[i] = from[at++];
-            assigned[i] = from[at++];
+            for (int e = 0; e < kept[i].Length; e++) kept[i][e] = sums[$"experts/{i}/kept/{e}"];
+            dropped[i] = sums[$"experts/{i}/dropped"];
+            assigned[i] = sums[$"experts/{i}/assigned"];
         }
-        return at;
     }
 
     public (double[][] Load, double Dropped) Result()

@@ -6,15 +6,15 @@ using static TorchSharp.torch;
 namespace ZCode.Training;
 
 /// <summary>
-/// Router statistics accumulated over a log interval (DESIGN.md §5 "Statistics", §12): per MoE layer the mean router
+/// Router statistics accumulated over a log interval: per MoE layer the mean router
 /// entropy, and per target language which experts its tokens are routed to. A row's target language counts for its
 /// encoder tokens too (the source carries the target-language tag), so the usage shows language specialisation in
 /// both stacks. Usage counts the router's choices of real tokens, all k of them, before capacity dropping: it is
 /// what the router wants, while <c>expert_load</c> is what the experts kept.
 /// <para>The sums live on the model's device and are only read back (once per interval, kept on the host until the
-/// next <see cref="Add"/> or <see cref="Reset"/>) by the readers and <see cref="Pack"/>, which the trainer calls at log
+/// next <see cref="Add"/> or <see cref="Reset"/>) by the readers and <see cref="AddTo"/>, which the trainer calls at log
 /// steps only, so accumulating never waits for the device. Under data parallelism each rank accumulates its own
-/// micro-batches; at a log step <see cref="Pack"/>, one all-reduce and <see cref="Unpack"/> make them global.</para>
+/// micro-batches; at a log step <see cref="AddTo"/>, one reduction by name and <see cref="TakeFrom"/> make them global.</para>
 /// </summary>
 public sealed class RoutingStatistics : IDisposable
 {
@@ -145,46 +145,39 @@ public sealed class RoutingStatistics : IDisposable
         return result;
     }
 
-    /// <summary>Appends entropy sums, the forward count and the usage counts of <paramref name="langs"/> (every layer,
-    /// every expert; zeros where unseen) to <paramref name="into"/>: the same layout on every rank, for one all-reduce.
+    /// <summary>Adds entropy sums, the forward count and the usage counts of <paramref name="langs"/> (every layer,
+    /// every expert; zeros where unseen) to <paramref name="sums"/>: the same names on every rank, for one reduction.
     /// Reads the device (call it at logged steps only).</summary>
-    public void Pack(List<double> into, IReadOnlyList<MoeLayer> layers, IEnumerable<string> langs)
+    public void AddTo(NamedSums sums, IReadOnlyList<MoeLayer> layers, IEnumerable<string> langs)
     {
         var snap = Read();
         for (int i = 0; i < layers.Count; i++)
-            into.Add(i < snap.EntropySums.Length ? snap.EntropySums[i] : 0);
-        into.Add(snap.Forwards);
+            sums.Add($"routing/entropy/{i}", i < snap.EntropySums.Length ? snap.EntropySums[i] : 0);
+        sums.Add("routing/forwards", snap.Forwards);
         foreach (var lang in langs)
         {
             snap.Usage.TryGetValue(lang, out var perLayer);
             for (int i = 0; i < layers.Count; i++)
                 for (int e = 0; e < layers[i].Experts; e++)
-                    into.Add(perLayer is not null && i < perLayer.Length && e < perLayer[i].Length ? perLayer[i][e] : 0);
+                    sums.Add(UsageName(lang, i, e), perLayer is not null && i < perLayer.Length && e < perLayer[i].Length ? perLayer[i][e] : 0);
         }
     }
 
-    /// <summary>Replaces the interval's statistics with those packed by <see cref="Pack"/> (after reduction) until
-    /// the next <see cref="Add"/> or <see cref="Reset"/>; the device sums are left alone.</summary>
-    public void Unpack(double[] from, IReadOnlyList<MoeLayer> layers, IEnumerable<string> langs)
+    /// <summary>Replaces the interval's statistics with those of <paramref name="sums"/> (after reduction) until the
+    /// next <see cref="Add"/> or <see cref="Reset"/>; the device sums are left alone.</summary>
+    public void TakeFrom(NamedSums sums, IReadOnlyList<MoeLayer> layers, IEnumerable<string> langs)
     {
-        int at = 0;
-        var entropy = new double[layers.Count];
-        for (int i = 0; i < entropy.Length; i++) entropy[i] = from[at++];
-        int count = (int)from[at++];
+        var entropy = Enumerable.Range(0, layers.Count).Select(i => sums[$"routing/entropy/{i}"]).ToArray();
         var usageByLang = new Dictionary<string, long[][]>(StringComparer.Ordinal);
         foreach (var lang in langs)
         {
-            var perLayer = new long[layers.Count][];
-            bool any = false;
-            for (int i = 0; i < layers.Count; i++)
-            {
-                perLayer[i] = new long[layers[i].Experts];
-                for (int e = 0; e < layers[i].Experts; e++) any |= (perLayer[i][e] = (long)from[at++]) > 0;
-            }
-            if (any) usageByLang[lang] = perLayer;
+            var perLayer = layers.Select((l, i) => Enumerable.Range(0, l.Experts).Select(e => (long)sums[UsageName(lang, i, e)]).ToArray()).ToArray();
+            if (perLayer.Any(counts => counts.Any(n => n > 0))) usageByLang[lang] = perLayer;
         }
-        snapshot = new Snapshot(entropy, count, usageByLang);
+        snapshot = new Snapshot(entropy, (int)sums["routing/forwards"], usageByLang);
     }
+
+    private static string UsageName(string lang, int layer, int expert) => $"routing/usage/{lang}/{layer}/{expert}";
 
     /// <summary>Host copy of the interval's statistics: entropy sums per layer, the forward count, and per language
     /// that has any routed token the per-layer counts per expert (an empty array for a layer without usage).</summary>

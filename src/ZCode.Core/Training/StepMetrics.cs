@@ -20,9 +20,9 @@ public sealed class StepMetrics
     public double AuxLoss { get; init; }
     public double ZLoss { get; init; }
     public double GradNorm { get; init; }
-    public double DroppedFraction { get; init; }
+    public double DroppedFraction { get; set; } = double.NaN;
     /// <summary>Per MoE layer (encoder then decoder), fraction of kept assignments per expert.</summary>
-    public double[][] ExpertLoad { get; init; } = [];
+    public double[][] ExpertLoad { get; set; } = [];
     /// <summary>Per MoE layer, mean router entropy (nats) over the log interval; set on logged steps.</summary>
     public double[] RouterEntropy { get; set; } = [];
     /// <summary>Per target language, per MoE layer, fraction of routed assignments per expert over the log interval.</summary>

@@ -46,33 +46,33 @@ public sealed class TaskMetrics
         _tasks[task] = (n + nll, t + tokens);
     }
 
-    /// <summary>Appends NLL and token sums of <paramref name="tasks"/> and token counts of <paramref name="langs"/> (sorted)
-    /// to <paramref name="into"/>, zeros where this process saw none: every rank packs the same layout.</summary>
-    public void Pack(List<double> into, IEnumerable<string> tasks, IEnumerable<string> langs)
+    /// <summary>Adds NLL and token sums of <paramref name="tasks"/> and token counts of <paramref name="langs"/> to
+    /// <paramref name="sums"/>, zeros where this process saw none: every rank adds the same names.</summary>
+    public void AddTo(NamedSums sums, IEnumerable<string> tasks, IEnumerable<string> langs)
     {
-        foreach (var task in tasks.Order(StringComparer.Ordinal))
+        foreach (var task in tasks)
         {
             var (n, t) = _tasks.GetValueOrDefault(task);
-            into.Add(n);
-            into.Add(t);
+            sums.Add($"task/{task}/nll", n);
+            sums.Add($"task/{task}/tokens", t);
         }
-        foreach (var lang in langs.Order(StringComparer.Ordinal))
-            into.Add(_langTokens.GetValueOrDefault(lang));
+        foreach (var lang in langs)
+            sums.Add($"lang/{lang}/tokens", _langTokens.GetValueOrDefault(lang));
     }
 
-    /// <summary>Replaces the sums with those packed by <see cref="Pack"/> (after reduction) at <paramref name="at"/>.</summary>
-    public void Unpack(double[] from, int at, IEnumerable<string> tasks, IEnumerable<string> langs)
+    /// <summary>Replaces the sums with those of <paramref name="sums"/> (after the reduction).</summary>
+    public void TakeFrom(NamedSums sums, IEnumerable<string> tasks, IEnumerable<string> langs)
     {
         _tasks.Clear();
         _langTokens.Clear();
-        foreach (var task in tasks.Order(StringComparer.Ordinal))
+        foreach (var task in tasks)
         {
-            double n = from[at++], t = from[at++];
+            double n = sums[$"task/{task}/nll"], t = sums[$"task/{task}/tokens"];
             if (t > 0) _tasks[task] = (n, (long)t);
         }
-        foreach (var lang in langs.Order(StringComparer.Ordinal))
+        foreach (var lang in langs)
         {
-            long count = (long)from[at++];
+            long count = (long)sums[$"lang/{lang}/tokens"];
             if (count > 0) _langTokens[lang] = count;
         }
     }

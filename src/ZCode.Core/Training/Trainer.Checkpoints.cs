@@ -4,6 +4,7 @@ using ZCode.Checkpoints;
 using ZCode.Config;
 using ZCode.Data;
 using ZCode.Parallel;
+using ZCode.Training.Optimization;
 using static TorchSharp.torch;
 
 namespace ZCode.Training;
@@ -25,7 +26,7 @@ public sealed partial class Trainer
             ["layout"] = new JsonObject
             {
                 ["world_size"] = layout.WorldSize, ["data_parallel"] = layout.DataParallel,
-                ["expert_parallel"] = layout.ExpertParallel, ["zero_stage"] = optimizer.Stage,
+                ["expert_parallel"] = layout.ExpertParallel, ["zero_stage"] = optimizer.ZeroStage,
                 ["offload_optimizer"] = cfg.Parallel.OffloadOptimizer,
             },
             ["data_state"] = JsonSerializer.SerializeToNode(data.State),
@@ -34,59 +35,27 @@ public sealed partial class Trainer
             ["expert_load"] = JsonSerializer.SerializeToNode(lastExpertLoad),
             ["saved_at"] = DateTime.UtcNow.ToString("O"),
         };
-        if (optimizer.Stage > 0)
-            manifest["zero"] = new JsonObject
-            {
-                ["stage"] = optimizer.Stage, ["world_size"] = layout.WorldSize, ["expert_parallel"] = layout.ExpertParallel,
-                ["dense"] = PartitionMap(optimizer.Dense.Partition), ["expert"] = PartitionMap(optimizer.Experts.Partition),
-                ["files"] = new JsonArray(Enumerable.Range(0, layout.WorldSize).Select(r => (JsonNode)ZeroShardStateSource.FileOf(r)).ToArray()),
-            };
+        optimizer.Describe(manifest);
         return manifest;
     }
 
-    private static JsonObject PartitionMap(FlatPartition p) => new()
-    {
-        ["ranks"] = p.Ranks, ["shard_size"] = p.ShardSize, ["numel"] = p.Numel,
-        ["slots"] = new JsonArray(p.Slots.Select(s => (JsonNode)new JsonObject
-        {
-            ["name"] = s.Name, ["offset"] = s.Offset, ["numel"] = s.Numel, ["experts"] = s.Experts,
-        }).ToArray()),
-    };
-
     /// <summary>
     /// Saves a checkpoint from every rank, collectively (<see cref="CheckpointGroup"/>): rank 0 writes the shared
-    /// weights, the ranks of the first expert group their blocks of experts (with their stage-0 optimizer state), and
-    /// with ZeRO every rank its own optimizer shard; rank 0 lists every file's size and SHA-256 in the manifest before
-    /// the directory is renamed into place, and no rank goes on before the checkpoint is complete.
+    /// weights, the ranks of the first expert group their blocks of experts, and every rank the optimizer state files
+    /// it owns; rank 0 lists every file's size and SHA-256 in the manifest before the directory is renamed into place,
+    /// and no rank goes on before the checkpoint is complete.
     /// </summary>
     private void Save(int step)
     {
-        bool sharded = optimizer.Stage > 0;
         using var scope = NewDisposeScope();
-        CheckpointGroup? group = null;
-        if (layout.WorldSize > 1 || sharded)
-            group = CheckpointGroup.For(layout.World, model.ExpertGroup) with
-            {
-                ExtraFiles = sharded ? [(ZeroShardStateSource.FileOf(layout.Rank), ShardTensors())] : [],
-            };
-        var dir = checkpoints.Save(step, model, optimizer.Full, BuildManifest(), group);
+        var group = layout.WorldSize > 1 ? CheckpointGroup.For(layout.World, model.ExpertGroup) : null;
+        var state = optimizer.StateFiles(group?.WritesShared ?? true, group?.WritesExperts ?? true);
+        var dir = checkpoints.Save(step, model, BuildManifest(), group, state);
         if (IsRank0)
         {
             observer.OnCheckpoint(step, dir);
             log.Information("saved checkpoint {Dir}", dir);
         }
-    }
-
-    /// <summary>This rank's ZeRO slices: dense.* over the world's flat vector, expert.* over its expert-data-parallel group's.</summary>
-    private List<(string, Tensor)> ShardTensors()
-    {
-        var d = optimizer.DenseShard!;
-        var e = optimizer.ExpertShard!;
-        return
-        [
-            ("dense.exp_avg", d.ExpAvg), ("dense.exp_avg_sq", d.ExpAvgSq), ("dense.step", tensor(d.Step)),
-            ("expert.exp_avg", e.ExpAvg), ("expert.exp_avg_sq", e.ExpAvgSq), ("expert.step", tensor(e.Step)),
-        ];
     }
 
     /// <summary>Logs the layout and every rank's optimizer-state bytes (a collective: every rank calls it).</summary>
@@ -95,15 +64,15 @@ public sealed partial class Trainer
         var bytes = HostCollectives.AllGather(layout.World, optimizer.StateBytes);
         log.Information("layout: {World} ranks (data-parallel {Dp}, expert-parallel {Ep}), ZeRO stage {Stage}{Offload}; " +
                         "optimizer state per rank: {Bytes} bytes",
-            layout.WorldSize, layout.DataParallel, layout.ExpertParallel, optimizer.Stage,
+            layout.WorldSize, layout.DataParallel, layout.ExpertParallel, optimizer.ZeroStage,
             cfg.Parallel.OffloadOptimizer ? " with optimizer offload" : "", string.Join(", ", bytes));
     }
 
     /// <summary>
-    /// Continues from a checkpoint of this run: weights, AdamW moments and step counts, sampler position, token
-    /// count and step (the learning rate follows from the step). The optimizer state may come from any world size and
-    /// ZeRO stage (<see cref="OptimizerStateSource"/>). metrics.jsonl keeps its records up to that step; records of
-    /// later steps (work lost with the crash, about to be redone) are removed before appending (rank 0).
+    /// Continues from a checkpoint of this run: weights, optimizer state, sampler position, token count and step (the
+    /// learning rate follows from the step). The optimizer state may come from any world size and ZeRO stage.
+    /// metrics.jsonl keeps its records up to that step; records of later steps (work lost with the crash, about to be
+    /// redone) are removed before appending (rank 0).
     /// </summary>
     public void Restore(string checkpointDir)
     {
@@ -111,51 +80,17 @@ public sealed partial class Trainer
         if (manifest["format"]?.GetValue<string>() != CheckpointFormat.Version)
             throw new UserInputException($"{checkpointDir}: not a {CheckpointFormat.Version} checkpoint; cannot resume from it");
         CheckpointLoader.LoadWeights(checkpointDir, model);
-        if (optimizer.Full is not null && manifest["zero"] is null)
-            CheckpointLoader.LoadOptimizer(checkpointDir, model, optimizer.Full);
-        else
-        {
-            using var source = OptimizerStateSource.Open(checkpointDir, manifest);
-            if (optimizer.Full is not null)
-                FillFull(source);
-            else
-            {
-                source.FillShard(optimizer.DenseShard!);
-                source.FillShard(optimizer.ExpertShard!);
-                optimizer.DenseShard!.LoadMasterFromParameters();
-                optimizer.ExpertShard!.LoadMasterFromParameters();
-            }
-        }
+        optimizer.Load(checkpointDir, manifest);
         var state = manifest["data_state"]?.Deserialize<SamplerState>()
                     ?? throw new UserInputException($"{checkpointDir}: manifest has no data_state; cannot resume exactly");
         data.State = state;
         totalTokens = manifest["total_tokens"]?.GetValue<long>() ?? 0;
-        startStep = (int)(manifest["step"]?.GetValue<long>() ?? 0);
+        step = startStep = (int)(manifest["step"]?.GetValue<long>() ?? 0);
         if (manifest["expert_load"] is JsonArray load)
             lastExpertLoad = load.Deserialize<double[][]>() ?? [];
         if (IsRank0)
             TrimMetrics(Path.Combine(outputDir, "metrics.jsonl"), startStep);
         log.Information("resumed from {Dir} at step {Step} ({Tokens:N0} tokens seen)", checkpointDir, startStep, totalTokens);
-    }
-
-    /// <summary>Stage-0 AdamW state from a ZeRO checkpoint: each parameter (each local expert) reassembled from slices.</summary>
-    private void FillFull(OptimizerStateSource source)
-    {
-        var states = OptimizerStates.ByName(optimizer.Full!, model);
-        var slots = optimizer.Dense.Partition.Slots.Concat(optimizer.Experts.Partition.Slots).ToDictionary(s => s.Name);
-        foreach (var (name, st) in states)
-        {
-            var slot = slots[name];
-            st.step = source.Step;
-            for (int j = 0; j < slot.Experts; j++)
-            {
-                int expert = slot.FirstExpert < 0 ? -1 : slot.FirstExpert + j;
-                using var avg = (slot.FirstExpert < 0 ? st.exp_avg.alias() : st.exp_avg[j]).view(-1);
-                using var sq = (slot.FirstExpert < 0 ? st.exp_avg_sq.alias() : st.exp_avg_sq[j]).view(-1);
-                source.Read(name, expert, OptimizerStateSource.ExpAvg, 0, avg);
-                source.Read(name, expert, OptimizerStateSource.ExpAvgSq, 0, sq);
-            }
-        }
     }
 
     private static void TrimMetrics(string path, int lastStep)

@@ -10,16 +10,18 @@ using ZCode.Data;
 using ZCode.Model;
 using ZCode.Parallel;
 using ZCode.Runtime;
+using ZCode.Training.Optimization;
 using static TorchSharp.torch;
 
 namespace ZCode.Training;
 
 /// <summary>
-/// Training loop: token-normalised label-smoothed cross entropy plus weighted MoE aux/z losses, AdamW with warmup
-/// schedule, global-norm clipping, periodic metrics and crash-safe checkpoints. Data-parallel over the ranks of a
+/// Training loop: token-normalised label-smoothed cross entropy plus weighted MoE aux/z losses, the optimizer's step
+/// at the scheduled learning rate, periodic metrics and crash-safe checkpoints. Data-parallel over the ranks of a
 /// <see cref="ParallelLayout"/>: the step's global batch is cut into (ranks x grad_accumulation) micro-batches, rank r
 /// trains on micro-batches r, r + W, r + 2W, ..., and the summed gradients equal those of one process running all of
-/// them (<see cref="ParallelOptimizer"/>). Only rank 0 writes metrics, progress and shared checkpoint files.
+/// them (<see cref="ITrainingOptimizer"/> reduces them). Only rank 0 writes metrics, progress and shared checkpoint
+/// files. <see cref="TrainingSession"/> assembles a trainer with everything it needs.
 /// </summary>
 public sealed partial class Trainer
 {
@@ -29,12 +31,14 @@ public sealed partial class Trainer
     private readonly string outputDir;
     private readonly ILogger log;
     private readonly ITrainingObserver observer;
-    private readonly ParallelOptimizer optimizer;
+    private readonly ITrainingOptimizer optimizer;
     private readonly ParallelLayout layout;
     private readonly CheckpointStore checkpoints;
     private readonly Device device;
     private long totalTokens;
     private int startStep;
+    private int step;
+    private readonly Stopwatch runClock = new();
     private double[][] lastExpertLoad = [];
     private long intervalTokens;
     private readonly Stopwatch intervalClock = Stopwatch.StartNew();
@@ -44,23 +48,24 @@ public sealed partial class Trainer
     // before saving.
     private readonly Tensor nonFinite;
 
-    /// <param name="device">Where the model lives (it must already be there, before this constructor builds the
-    /// optimizer state next to the parameters); null = CPU.</param>
-    /// <param name="layout">Process groups; null trains in this process alone. Every rank must pass a stream that
-    /// yields the same global sequence of micro-batches (same data, seed and budget).</param>
-    public Trainer(ZCodeConfig cfg, Seq2SeqTransformer model, IBatchStream data, string outputDir, ILogger log,
-        ITrainingObserver observer, Device? device = null, ParallelLayout? layout = null, long bucketBytes = ParallelOptimizer.DefaultBucketBytes)
+    /// <param name="model">The model, on <paramref name="device"/>.</param>
+    /// <param name="optimizer">The optimizer over <paramref name="model"/>'s parameters, for <paramref name="layout"/>.</param>
+    /// <param name="data">Every rank must pass a stream that yields the same global sequence of micro-batches (same
+    /// data, seed and budget).</param>
+    /// <param name="layout">Process groups (<see cref="ParallelLayout.Single"/> trains in this process alone).</param>
+    public Trainer(ZCodeConfig cfg, Seq2SeqTransformer model, ITrainingOptimizer optimizer, IBatchStream data, string outputDir,
+        ILogger log, ITrainingObserver observer, ParallelLayout layout, Device device)
     {
         this.cfg = cfg;
         this.model = model;
+        this.optimizer = optimizer;
         this.data = data;
         this.outputDir = outputDir;
         this.log = log;
         this.observer = observer;
-        this.device = device ?? CPU;
-        this.layout = layout ?? ParallelLayout.Single();
+        this.device = device;
+        this.layout = layout;
         nonFinite = zeros(1, ScalarType.Float32, this.device).squeeze().DetachFromDisposeScope();
-        optimizer = new ParallelOptimizer(model, cfg.Train, cfg.Parallel, this.layout, this.device, bucketBytes);
         checkpoints = new CheckpointStore(outputDir, cfg.Train.KeepLast, cfg.Train.KeepEvery);
     }
 
@@ -76,8 +81,7 @@ public sealed partial class Trainer
     public int Run(CancellationToken cancel)
     {
         var t = cfg.Train;
-        int step = startStep;
-        var clock = Stopwatch.StartNew();
+        if (IsRank0) Directory.CreateDirectory(outputDir);
         using var metrics = IsRank0 ? new MetricsWriter(Path.Combine(outputDir, "metrics.jsonl"), append: startStep > 0) : null;
         observer.OnStart(step, t.MaxSteps);
         log.Information("training {Params:N0} parameters for {Steps} steps, {Tokens} tokens per batch",
@@ -86,27 +90,24 @@ public sealed partial class Trainer
 
         int lastSaved = startStep > 0 ? startStep : -1;
         int lastChecked = startStep;
+        runClock.Restart();
         intervalClock.Restart();
         while (step < t.MaxSteps && !StopAgreed(cancel))
         {
-            step++;
             // Only logged steps read values back from the device (on CUDA: the only synchronisations of a step).
-            bool logged = IsLogStep(step);
-            var m = TrainStep(step, logged, clock);
-            if (logged)
+            var m = Step(IsLogStep(step + 1));
+            if (m.Logged)
             {
                 CheckFinite(step, lastChecked);
                 lastChecked = step;
-                // Every rank takes part in the routing statistics' reduction; rank 0 alone writes them.
-                var withRouting = WithRouting(m);
-                metrics?.Write(withRouting);
+                metrics?.Write(m);
                 lastExpertLoad = m.ExpertLoad;
                 var eta = TimeSpan.FromSeconds(m.ElapsedSeconds / Math.Max(1, step - startStep) * (t.MaxSteps - step));
                 log.Information("step {Step}/{MaxSteps} loss {Loss:F4} nll {Nll:F4} lr {Lr:E2} {Tps:N0} tok/s aux {Aux:F4} " +
                                 "gnorm {G:F3} dropped {Drop:P1} eta {Eta:hh\\:mm\\:ss}",
                     m.Step, t.MaxSteps, m.Loss, m.NllLoss, m.Lr, m.TokensPerSecond, m.AuxLoss, m.GradNorm, m.DroppedFraction, eta);
             }
-            observer.OnStep(m, logged);
+            observer.OnStep(m, m.Logged);
             if (t.SaveInterval > 0 && step % t.SaveInterval == 0 && step < t.MaxSteps)
             {
                 CheckFinite(step, lastChecked);
@@ -144,9 +145,17 @@ public sealed partial class Trainer
         return HostCollectives.AllReduceSum(layout.World, [mine ? 1 : 0])[0] > 0;
     }
 
-    private StepMetrics TrainStep(int step, bool logged, Stopwatch clock)
+    /// <summary>
+    /// Trains one optimizer step (the one after <see cref="StartStep"/> or the last step taken) without writing
+    /// anything: <see cref="Run"/> calls it in its loop, benchmarks time it alone. With <paramref name="logged"/> the
+    /// step's figures are read from the device and reduced over the ranks (every rank must pass the same value), and
+    /// routing statistics restart; otherwise the figures of the returned metrics are NaN.
+    /// </summary>
+    public StepMetrics Step(bool logged)
     {
         var t = cfg.Train;
+        if (!runClock.IsRunning) runClock.Start();
+        step++;
         var stepClock = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         model.train();
@@ -154,7 +163,7 @@ public sealed partial class Trainer
 
         // Fetch the step's whole global batch first (every rank draws the same sequence): each micro-batch's loss is
         // divided by the global batch's target tokens, so the summed gradient equals one big batch's whatever the
-        // accumulation count and world size (DESIGN.md §10).
+        // accumulation count and world size.
         var waitClock = Stopwatch.StartNew();
         var global = Enumerable.Range(0, Math.Max(1, t.GradAccumulation) * ranks).Select(_ => data.Next()).ToList();
         var dataWait = waitClock.Elapsed.TotalSeconds;
@@ -207,25 +216,29 @@ public sealed partial class Trainer
         using (no_grad())
             nonFinite.add_(sums![0].isfinite().logical_not().to_type(ScalarType.Float32));
 
-        // Logged steps only: one read of [loss, nll, aux, z, gnorm], then one all-reduce carries every figure rank 0
-        // logs, so it reports the global batch, not its share. Every rank knows which steps are logged, so all take
-        // part. The gradient norm is already global (equal on every rank): it is not summed.
-        double[] values = [];
-        double[][] expertLoad = [];
-        double dropped = double.NaN;
+        // Logged steps only: one read of [loss, nll, aux, z, gnorm], then one reduction by name carries every figure
+        // rank 0 logs, so it reports the global batch, not its share. Every rank knows which steps are logged, so all
+        // take part. The gradient norm is already global (equal on every rank): it is not summed.
+        NamedSums? figures = null;
+        double gradNormValue = double.NaN;
         if (logged)
         {
             var read = HostTransfers.Read<float>(cat([sums!, gradNorm.reshape(1)], 0));
-            var figures = new List<double> { read[0], read[1], read[2], read[3] };
-            expertStats!.Pack(figures);
+            gradNormValue = read[4];
+            figures = new NamedSums();
+            figures.Add("loss", read[0]);
+            figures.Add("nll", read[1]);
+            figures.Add("aux", read[2]);
+            figures.Add("z", read[3]);
             var tasks = global.SelectMany(b => b.Examples.Select(e => e.Task)).ToHashSet();
             var langs = global.SelectMany(b => b.Examples.SelectMany(e => new[] { e.SrcLang, e.TgtLang })).ToHashSet();
-            byTask!.Pack(figures, tasks, langs);
-            var reduced = HostCollectives.AllReduceSum(layout.World, figures.ToArray());
-            int at = expertStats.Unpack(reduced, 4);
-            byTask.Unpack(reduced, at, tasks, langs);
-            (expertLoad, dropped) = expertStats.Result();
-            values = [reduced[0], reduced[1], reduced[2], reduced[3], read[4]];
+            expertStats!.AddTo(figures);
+            byTask!.AddTo(figures, tasks, langs);
+            routing.AddTo(figures, model.MoeLayers, intervalLangs);
+            figures.Reduce(layout.World);
+            expertStats.TakeFrom(figures);
+            byTask.TakeFrom(figures, tasks, langs);
+            routing.TakeFrom(figures, model.MoeLayers, intervalLangs);
         }
         var seconds = stepClock.Elapsed.TotalSeconds;
         // Throughput over the steps since the last logged step: on a GPU the steps in between only queue work, and
@@ -237,21 +250,30 @@ public sealed partial class Trainer
             intervalTokens = 0;
             intervalClock.Restart();
         }
-        return new StepMetrics
+        var m = new StepMetrics
         {
             Step = step, MaxSteps = t.MaxSteps, Logged = logged,
-            Loss = logged ? values[0] / Math.Max(1, stepTokens) : double.NaN,
-            NllLoss = logged ? values[1] / Math.Max(1, stepTokens) : double.NaN,
+            Loss = figures is null ? double.NaN : figures["loss"] / Math.Max(1, stepTokens),
+            NllLoss = figures is null ? double.NaN : figures["nll"] / Math.Max(1, stepTokens),
             Lr = lr, Tokens = stepTokens, TotalTokens = totalTokens,
             TokensPerSecond = tokensPerSecond,
-            AuxLoss = logged ? values[2] : double.NaN, ZLoss = logged ? values[3] : double.NaN,
-            GradNorm = logged ? values[4] : double.NaN,
-            DroppedFraction = dropped, ExpertLoad = expertLoad,
-            StepSeconds = seconds, DataWaitSeconds = dataWait, ElapsedSeconds = clock.Elapsed.TotalSeconds,
+            AuxLoss = figures?["aux"] ?? double.NaN, ZLoss = figures?["z"] ?? double.NaN,
+            GradNorm = gradNormValue,
+            StepSeconds = seconds, DataWaitSeconds = dataWait, ElapsedSeconds = runClock.Elapsed.TotalSeconds,
             LossByTask = byTask?.LossByTask ?? new Dictionary<string, double>(),
             TokensByLang = byTask?.TokensByLang ?? new Dictionary<string, long>(),
             OptimizerStateBytes = optimizer.StateBytes,
         };
+        if (logged)
+        {
+            (m.ExpertLoad, m.DroppedFraction) = expertStats!.Result();
+            m.RouterEntropy = routing.RouterEntropy();
+            m.ExpertUsageByLang = routing.ExpertUsageByLanguage();
+            m.LoadImbalance = routing.LoadImbalance();
+            routing.Reset();
+            intervalLangs.Clear();
+        }
+        return m;
     }
 
     /// <summary>Throws when any step since the last check had a non-finite loss on any rank (one device read and, with
@@ -263,22 +285,5 @@ public sealed partial class Trainer
             return;
         var when = step - lastChecked <= 1 ? $"at step {step}" : $"between steps {lastChecked + 1} and {step}";
         throw new InvalidOperationException($"loss became non-finite {when}; lower train.lr or check the data");
-    }
-
-    /// <summary>Router entropy and per-language expert usage since the last logged step; then starts a new interval.</summary>
-    private StepMetrics WithRouting(StepMetrics m)
-    {
-        if (layout.WorldSize > 1)
-        {
-            var sums = new List<double>();
-            routing.Pack(sums, model.MoeLayers, intervalLangs);
-            routing.Unpack(HostCollectives.AllReduceSum(layout.World, sums.ToArray()), model.MoeLayers, intervalLangs);
-        }
-        intervalLangs.Clear();
-        m.RouterEntropy = routing.RouterEntropy();
-        m.ExpertUsageByLang = routing.ExpertUsageByLanguage();
-        m.LoadImbalance = routing.LoadImbalance();
-        routing.Reset();
-        return m;
     }
 }

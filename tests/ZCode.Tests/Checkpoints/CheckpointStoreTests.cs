@@ -1,9 +1,9 @@
 using System.Text.Json.Nodes;
-using TorchSharp.Modules;
 using ZCode.Checkpoints;
 using ZCode.Config;
 using ZCode.Model;
-using ZCode.Training;
+using ZCode.Parallel;
+using ZCode.Training.Optimization;
 using static TorchSharp.torch;
 
 namespace ZCode.Tests.Checkpoints;
@@ -41,35 +41,53 @@ public class CheckpointStoreTests
         ["config"] = ConfigWriter.ToYaml(cfg), ["config_base_dir"] = Tests.Data.DataTestPaths.RepoRoot,
     };
 
-    internal static (Seq2SeqTransformer Model, AdamW Opt) Trained(ZCodeConfig cfg, int steps, long seed = 3)
+    internal static (Seq2SeqTransformer Model, AdamWOptimizer Opt) Trained(ZCodeConfig cfg, int steps, long seed = 3)
     {
         manual_seed(seed);
         var model = new Seq2SeqTransformer(cfg.Model, 0);
-        var opt = OptimizerFactory.Create(model, cfg.Train);
+        var opt = new AdamWOptimizer(model, cfg.Train, cfg.Parallel, ParallelLayout.Single());
         for (int s = 0; s < steps; s++)
         {
             using var scope = NewDisposeScope();
             var src = randint(1, cfg.Model.VocabSize, new long[] { 4, 7 });
             var tgt = randint(1, cfg.Model.VocabSize, new long[] { 4, 6 });
-            opt.zero_grad();
+            opt.ZeroGrad();
             model.call(src, tgt).square().mean().backward();
-            opt.step();
+            opt.Step(cfg.Train.Lr, 0);
         }
         return (model, opt);
     }
 
-    private static void AssertSameState(Seq2SeqTransformer a, AdamW oa, Seq2SeqTransformer b, AdamW ob)
+    /// <summary>Saves the model and, when given, the optimizer's state as the trainer does.</summary>
+    internal static string Save(CheckpointStore store, long step, Seq2SeqTransformer model, ITrainingOptimizer? opt, JsonObject manifest,
+        CheckpointGroup? group = null)
     {
+        using var scope = NewDisposeScope();
+        opt?.Describe(manifest);
+        return store.Save(step, model, manifest, group, opt?.StateFiles(group?.WritesShared ?? true, group?.WritesExperts ?? true));
+    }
+
+    /// <summary>Every tensor of the optimizer's saved state by MoE layer ("L01", from its file name; the file name for
+    /// other files) and name, whatever expert blocks the files hold (views and scalars in the caller's dispose scope).</summary>
+    internal static Dictionary<string, Tensor> NamedState(ITrainingOptimizer opt, bool writesShared = true, bool writesExperts = true)
+        => opt.StateFiles(writesShared, writesExperts)
+            .SelectMany(f => f.Tensors.Select(t => (Key: $"{LayerOf(f.Name)}/{t.Name}", t.Tensor)))
+            .ToDictionary(t => t.Key, t => t.Tensor);
+
+    private static string LayerOf(string file)
+        => System.Text.RegularExpressions.Regex.Match(file, @"experts-(L\d+)") is { Success: true } m ? m.Groups[1].Value : file;
+
+    private static void AssertSameState(Seq2SeqTransformer a, ITrainingOptimizer oa, Seq2SeqTransformer b, ITrainingOptimizer ob)
+    {
+        using var scope = NewDisposeScope();
         var pb = b.state_dict();
         foreach (var (name, t) in a.state_dict())
             Assert.That(t.eq(pb[name]).all().item<bool>(), Is.True, name);
-        var sb = OptimizerStates.ByName(ob, b);
-        foreach (var (name, st) in OptimizerStates.ByName(oa, a))
-        {
-            Assert.That(sb[name].step, Is.EqualTo(st.step), name);
-            Assert.That(st.exp_avg.eq(sb[name].exp_avg).all().item<bool>(), Is.True, name);
-            Assert.That(st.exp_avg_sq.eq(sb[name].exp_avg_sq).all().item<bool>(), Is.True, name);
-        }
+        var sb = NamedState(ob);
+        var sa = NamedState(oa);
+        Assert.That(sb.Keys, Is.EquivalentTo(sa.Keys));
+        foreach (var (name, t) in sa)
+            Assert.That(t.eq(sb[name]).all().item<bool>(), Is.True, name);
     }
 
     [Test]
@@ -77,7 +95,7 @@ public class CheckpointStoreTests
     {
         var cfg = SmallConfig();
         var (model, opt) = Trained(cfg, 3);
-        var dir = new CheckpointStore(output, 3).Save(3, model, opt, Manifest(cfg));
+        var dir = Save(new CheckpointStore(output, 3), 3, model, opt, Manifest(cfg));
         Assert.That(Directory.GetFiles(dir).Select(Path.GetFileName), Is.EquivalentTo(new[]
         {
             "manifest.json", "shared.safetensors", "experts-L00.safetensors", "experts-L01.safetensors",
@@ -88,7 +106,7 @@ public class CheckpointStoreTests
 
         var (fresh, freshOpt) = Trained(cfg, 1, seed: 99);
         CheckpointLoader.LoadWeights(dir, fresh);
-        CheckpointLoader.LoadOptimizer(dir, fresh, freshOpt);
+        freshOpt.Load(dir, CheckpointReader.ReadVerifiedManifest(dir));
         AssertSameState(model, opt, fresh, freshOpt);
     }
 
@@ -97,7 +115,7 @@ public class CheckpointStoreTests
     {
         var cfg = SmallConfig(4);
         var (model, _) = Trained(cfg, 1);
-        var dir = new CheckpointStore(output, 3).Save(1, model, null, new JsonObject());
+        var dir = new CheckpointStore(output, 3).Save(1, model, new JsonObject());
         var (two, _) = Trained(SmallConfig(2), 0, seed: 5);
         int[] ids = [3, 1];
         CheckpointLoader.LoadWeights(dir, two, (_, _) => ids);
@@ -117,7 +135,7 @@ public class CheckpointStoreTests
         var cfg = SmallConfig();
         var (model, opt) = Trained(cfg, 1);
         var store = new CheckpointStore(output, 3);
-        store.Save(10, model, opt, Manifest(cfg));
+        Save(store, 10, model, opt, Manifest(cfg));
         var crash = new IOException("injected crash at " + stage);
         if (stage == "header")
             SafeTensors.AfterHeaderHook = p => { if (p.Contains("experts-L01")) throw crash; };
@@ -125,7 +143,7 @@ public class CheckpointStoreTests
             CheckpointStore.FaultHook = s => { if (s == stage) throw crash; };
         // The model moves on, so a half-written step 20 would differ from step 10.
         Trained(cfg, 0);
-        Assert.Throws<IOException>(() => store.Save(20, model, opt, Manifest(cfg)));
+        Assert.Throws<IOException>(() => Save(store, 20, model, opt, Manifest(cfg)));
         CheckpointStore.FaultHook = null;
         SafeTensors.AfterHeaderHook = null;
 
@@ -138,7 +156,7 @@ public class CheckpointStoreTests
         Assert.That(CheckpointReader.Load(found!).Step, Is.EqualTo(stage == "latest" ? 20 : 10));
 
         // The next save of the same step succeeds over the debris.
-        store.Save(20, model, opt, Manifest(cfg));
+        Save(store, 20, model, opt, Manifest(cfg));
         Assert.That(Path.GetFileName(CheckpointStore.FindLatestValid(store.Root, warnings.Add)), Is.EqualTo("step-0000020"));
         Assert.That(Directory.GetDirectories(store.Root).Select(Path.GetFileName), Is.EquivalentTo(new[] { "step-0000010", "step-0000020" }));
     }
@@ -149,8 +167,8 @@ public class CheckpointStoreTests
         var cfg = SmallConfig();
         var (model, opt) = Trained(cfg, 1);
         var store = new CheckpointStore(output, 3);
-        store.Save(10, model, opt, Manifest(cfg));
-        var newest = store.Save(20, model, opt, Manifest(cfg));
+        Save(store, 10, model, opt, Manifest(cfg));
+        var newest = Save(store, 20, model, opt, Manifest(cfg));
         var file = Path.Combine(newest, "experts-L00.safetensors");
         var bytes = File.ReadAllBytes(file);
         File.WriteAllBytes(file, bytes[..(bytes.Length / 2)]); // truncated
@@ -172,7 +190,7 @@ public class CheckpointStoreTests
         var (model, _) = Trained(SmallConfig(), 0);
         var store = new CheckpointStore(output, keepLast: 2, keepEvery: 30);
         foreach (var s in new[] { 10, 20, 30, 40, 50, 60, 70 })
-            store.Save(s, model, null, new JsonObject());
+            store.Save(s, model, new JsonObject());
         Assert.That(store.List().Select(d => CheckpointStore.StepOf(d)), Is.EqualTo(new long?[] { 30, 60, 70 }));
         Assert.That(File.ReadAllText(Path.Combine(store.Root, "latest")).Trim(), Is.EqualTo("step-0000070"));
     }

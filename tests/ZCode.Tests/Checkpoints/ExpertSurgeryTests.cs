@@ -23,7 +23,10 @@ public class ExpertSurgeryTests
     {
         var (model, opt) = CheckpointStoreTests.Trained(cfg, 1, seed);
         var dir = Path.Combine(root, name);
-        CheckpointStore.WriteDirectory(dir, model, opt, CheckpointStoreTests.Manifest(cfg));
+        using var scope = NewDisposeScope();
+        var manifest = CheckpointStoreTests.Manifest(cfg);
+        opt.Describe(manifest);
+        CheckpointStore.WriteDirectory(dir, model, manifest, extraFiles: opt.StateFiles(true, true));
         return dir;
     }
 

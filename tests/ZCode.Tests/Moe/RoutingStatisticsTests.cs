@@ -76,7 +76,7 @@ public class RoutingStatisticsTests
     }
 
     [Test]
-    public void PackSumUnpack_EqualsOneObjectThatSawEveryForward()
+    public void SummedByName_EqualsOneObjectThatSawEveryForward()
     {
         // Two "ranks" see different forwards (and meet the languages in a different order, so their device-side
         // language indices differ); summing their packed statistics must give what one object seeing both gives.
@@ -98,12 +98,13 @@ public class RoutingStatisticsTests
 
         var layers = new[] { layer, layer };
         var langs = new SortedSet<string>(StringComparer.Ordinal) { "deu_Latn", "fra_Latn" };
-        var a = new List<double>();
-        var b = new List<double>();
-        rankA.Pack(a, layers, langs);
-        rankB.Pack(b, layers, langs);
-        Assert.That(a, Has.Count.EqualTo(b.Count));
-        rankA.Unpack(a.Zip(b, (x, y) => x + y).ToArray(), layers, langs);
+        var a = new NamedSums();
+        var b = new NamedSums();
+        rankA.AddTo(a, layers, langs);
+        rankB.AddTo(b, layers, langs);
+        Assert.That(a.Names, Is.EqualTo(b.Names), "every rank adds the same names");
+        foreach (var name in b.Names) a.Add(name, b[name]);
+        rankA.TakeFrom(a, layers, langs);
 
         Assert.That(rankA.RouterEntropy(), Is.EqualTo(single.RouterEntropy()).Within(1e-6));
         Assert.That(rankA.LoadImbalance(), Is.EqualTo(single.LoadImbalance()).Within(1e-12));
@@ -115,6 +116,6 @@ public class RoutingStatisticsTests
                 Assert.That(merged[lang][l], Is.EqualTo(expected[lang][l]).Within(1e-12));
 
         rankA.Reset();
-        Assert.That(rankA.ExpertUsageByLanguage(), Is.Empty, "Reset drops the unpacked statistics too");
+        Assert.That(rankA.ExpertUsageByLanguage(), Is.Empty, "Reset drops the reduced statistics too");
     }
 }

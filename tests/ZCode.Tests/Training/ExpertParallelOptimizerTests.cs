@@ -4,6 +4,7 @@ using ZCode.Model;
 using ZCode.Parallel;
 using ZCode.Tests.Parallel;
 using ZCode.Training;
+using ZCode.Training.Optimization;
 using static TorchSharp.torch;
 
 namespace ZCode.Tests.Training;
@@ -45,7 +46,7 @@ public class ExpertParallelOptimizerTests
     }
 
     /// <summary>Two steps of the trainer's recipe over the given global micro-batch indices.</summary>
-    private static void Train(ZCodeConfig cfg, Seq2SeqTransformer model, ParallelOptimizer opt, IEnumerable<int> micro)
+    private static void Train(ZCodeConfig cfg, Seq2SeqTransformer model, AdamWOptimizer opt, IEnumerable<int> micro)
     {
         var batches = Batches();
         long total = batches.Sum(b => b.TgtOut.numel());
@@ -72,14 +73,14 @@ public class ExpertParallelOptimizerTests
         var cfg = Config(stage);
         var reference = Build(cfg, null);
         using (var single = ParallelLayout.Single())
-            Train(cfg, reference, new ParallelOptimizer(reference, cfg.Train, cfg.Parallel, single, CPU, 4096), [0, 1, 2, 3]);
+            Train(cfg, reference, new AdamWOptimizer(reference, cfg.Train, cfg.Parallel, single, 4096), [0, 1, 2, 3]);
         var expected = reference.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
 
         InProcessGroup.Run(4, comm =>
         {
             using var layout = ParallelLayout.Create(comm, 2);
             var model = Build(cfg, layout.ModelExpertGroup);
-            using var opt = new ParallelOptimizer(model, cfg.Train, cfg.Parallel, layout, CPU, 4096);
+            using var opt = new AdamWOptimizer(model, cfg.Train, cfg.Parallel, layout, 4096);
             Train(cfg, model, opt, [comm.Rank]);
             var experts = model.ExpertParameters().Select(p => p.Name).ToHashSet();
             // Attention key biases shift every score of a query equally, so softmax makes their gradient exactly zero:

@@ -8,14 +8,14 @@ using static TorchSharp.torch.nn;
 namespace ZCode.Model.Moe;
 
 /// <summary>
-/// Mixture-of-Experts FFN (DESIGN.md §5): an fp32 router, <see cref="MoeRouting"/> for top-k routing with
+/// Mixture-of-Experts FFN: an fp32 router, <see cref="MoeRouting"/> for top-k routing with
 /// capacity, index-based dispatch into an [E, C, d] buffer, all experts as two batched matmuls over stacked
 /// weights, and an index_add combine. Dropped or masked tokens get an output of exactly zero.
 /// <para>Parameters: <c>router.weight</c> [E, d] (no bias, fp32 compute), <c>w1</c> [E, d, ffn], <c>b1</c> [E, ffn],
 /// <c>w2</c> [E, ffn, d], <c>b2</c> [E, d]. Init: each expert like nn.Linear's weight (kaiming-uniform with
 /// a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = d for w1 and ffn for w2), biases zero;
 /// the router is TorchSharp's default Linear init. Init draws from torch's global generator.</para>
-/// <para>Expert parallelism (DESIGN.md §5.6): with an <see cref="ExpertParallelGroup"/> of size P, this rank holds the
+/// <para>Expert parallelism: with an <see cref="ExpertParallelGroup"/> of size P, this rank holds the
 /// E/P experts [<see cref="FirstExpert"/>, FirstExpert + <see cref="LocalExperts"/>) in its stacked weights (index j =
 /// global expert FirstExpert + j); the router stays full-size. Routing, capacity, losses and statistics are computed on
 /// this rank's tokens with global expert ids; the [E, C, d] dispatch buffer goes through an all-to-all so each rank
@@ -27,7 +27,7 @@ namespace ZCode.Model.Moe;
 /// <para>Randomness (training only): Random Token Selection, <c>noisy_gate</c> (jitter, Gumbel RSample) and the
 /// optional second-expert Gumbel noise draw from <see cref="Generator"/>, or a layer-owned generator seeded with <see cref="Seed"/>.
 /// Evaluation is deterministic: no jitter, no Gumbel, and <c>random</c> priority becomes <c>order</c>
-/// (DeepSpeed keeps RTS in eval; DESIGN.md §10 requires deterministic eval routing).</para>
+/// (DeepSpeed keeps RTS in eval; evaluation here must be deterministic).</para>
 /// <para>Capacity counts real tokens only (S = unmasked tokens of this forward): masked tokens take no capacity.
 /// DeepSpeed counts all rows, padding included; without a mask the two agree.</para>
 /// </summary>
@@ -50,6 +50,7 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
 
     private long seed;
     private Generator? ownGenerator;
+    private MoeExecution execution;
     private readonly ExpertParallelGroup? expertGroup;
 
     /// <param name="name">Module name.</param>
@@ -90,6 +91,7 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         noisyGate = NoisyGateNames.Parse(cfg.NoisyGate);
         expertDropout = dropout;
         seed = StableSeed(name);
+        execution = this.expertGroup is null ? MoeExecution.Packed : MoeExecution.Padded;
 
         router = Linear(dModel, cfg.Experts, hasBias: false, dtype: ScalarType.Float32);
         double bound1 = 1.0 / Math.Sqrt(dModel);
@@ -152,6 +154,19 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
             seed = value;
             ownGenerator?.Dispose();
             ownGenerator = null;
+        }
+    }
+
+    /// <summary>How the experts run (<see cref="MoeExecutionPath.For"/> picks it for a device): packed by default for a
+    /// layer holding all its experts, padded under expert parallelism, which cannot run packed.</summary>
+    public MoeExecution Execution
+    {
+        get => execution;
+        set
+        {
+            if (value == MoeExecution.Packed && expertGroup is not null)
+                throw new ArgumentException("the packed expert path needs all experts on this rank; expert parallelism runs padded", nameof(value));
+            execution = value;
         }
     }
 
@@ -223,10 +238,7 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         // Buffer capacity: the group's largest, so every rank sends equal blocks; each rank dropped by its own.
         long stride = expertGroup is null ? r.Capacity : GroupCapacity(r.Capacity, x.device);
         if (stride == 0 || (expertGroup is null && s == 0)) return zeros_like(x);
-        // The packed path needs the per-expert counts on the host (its split sizes): free on CPU, where they are host
-        // memory, but a synchronisation per layer and forward on an accelerator, where the padded [E, C, d] path
-        // (fixed shapes, nothing read back) runs instead.
-        if (expertGroup is null && x2.device_type == DeviceType.CPU) return RunExperts(x2, r).view(x.shape);
+        if (execution == MoeExecution.Packed) return RunExperts(x2, r).view(x.shape);
 
         var plan = MoeDispatchPlan.From(r, stride);
         var dispatched = Dispatch(x2, plan, stride);

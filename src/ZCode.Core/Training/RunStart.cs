@@ -1,13 +1,16 @@
 using ZCode.Checkpoints;
 using ZCode.Config;
 
-namespace ZCode.Cli.Commands;
+namespace ZCode.Training;
 
-/// <summary>Where `zcode train` starts: a fresh model, a checkpoint to resume exactly, or weights to start from.</summary>
-internal sealed record StartPlan(string? ResumeFrom, string? InitFrom);
+/// <summary>Where a run starts: a fresh model, a checkpoint to resume exactly, or weights to start from.</summary>
+public sealed record StartPlan(string? ResumeFrom, string? InitFrom);
 
-/// <summary>The --resume / --init-from options of `zcode train`, resolved against the output directory.</summary>
-internal sealed record StartFrom(string Resume, string? InitFrom)
+/// <summary>How a run starts (`zcode train --resume` / `--init-from`), resolved against the output directory.</summary>
+/// <param name="Resume">never (refuse a directory that holds checkpoints) | auto (the newest valid one there, else
+/// fresh) | a checkpoint path.</param>
+/// <param name="InitFrom">A checkpoint whose weights and model config start a new run (step 0, fresh optimizer).</param>
+public sealed record RunStart(string Resume = "never", string? InitFrom = null)
 {
     /// <summary>Decides the start; for --init-from the model section of <paramref name="cfg"/> becomes the
     /// checkpoint's (an aggregated or pruned model has a different expert count than any config file).</summary>

@@ -1,8 +1,9 @@
 using System.Text.Json.Nodes;
+using ZCode.Checkpoints;
 using ZCode.Parallel;
 using static TorchSharp.torch;
 
-namespace ZCode.Checkpoints;
+namespace ZCode.Training.Optimization;
 
 /// <summary>
 /// AdamW state of a checkpoint addressed by parameter and GLOBAL expert id, whatever layout wrote it: a stage-0

@@ -1,0 +1,37 @@
+using ZCode.Data;
+
+namespace ZCode.Benchmarks;
+
+/// <summary>
+/// One fixed batch of random tokens (ids above the four specials, drawn from a seed), handed out forever: training
+/// steps at a chosen shape without data loading. Every row is MT eng_Latn→deu_Latn, so the trainer's per-language
+/// statistics have something to count. The stream has no position: it is always at its start.
+/// </summary>
+public sealed class RandomTokenBatches : IBatchStream
+{
+    private const int FirstRegularId = 4; // pad/unk/bos/eos-like specials are never drawn
+    private readonly Batch batch;
+    private SamplerState state = new();
+
+    public RandomTokenBatches(int vocabSize, int batchSize, int srcLen, int tgtLen, long seed)
+    {
+        if (vocabSize <= FirstRegularId)
+            throw new UserInputException($"model.vocab_size must be greater than {FirstRegularId} for random tokens");
+        var rng = new Random(unchecked((int)seed));
+        int[] Tokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(FirstRegularId, vocabSize)).ToArray();
+        var examples = Enumerable.Range(0, batchSize)
+            .Select(_ => new Example(Tokens(srcLen), Tokens(tgtLen), "eng_Latn", "deu_Latn", Tasks.Mt)).ToList();
+        batch = Batch.Collate(examples, padId: 0, bosId: 2);
+    }
+
+    /// <summary>Tokens of a batch as shared/bench-style peers count them: rows x (source + target length).</summary>
+    public long TokensPerBatch => (long)batch.Size * (batch.SrcLen + batch.TgtLen);
+
+    public Batch Next() => batch;
+
+    public SamplerState State
+    {
+        get => state;
+        set => state = value;
+    }
+}
