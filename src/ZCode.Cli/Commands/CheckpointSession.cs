@@ -25,6 +25,7 @@ internal sealed record CheckpointSession(LoadedCheckpoint Checkpoint, SpmTokeniz
         ckpt.Model.ComputeDtype = dtype is null ? ComputeDevice.Dtype(cfg.Train.Dtype) : ParseDtype(dtype);
         if (target.type != DeviceType.CPU)
             ckpt.Model.to(target);
+        ckpt.Model.MoeExecution = ZCode.Model.Moe.MoeExecutionPath.For(target);
         ckpt.Model.eval();
         return new CheckpointSession(ckpt, tokenizer);
     }
