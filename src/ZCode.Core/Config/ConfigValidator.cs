@@ -152,7 +152,6 @@ public static class ConfigValidator
             $"train.device: must be auto, cpu, cuda or cuda:N (N a device index); got '{t.Device}'", "train.device");
         check.AtLeast("train.grad_accumulation", t.GradAccumulation, 1);
         check.AtLeast("train.log_interval", t.LogInterval, 1);
-        check.AtLeast("train.eval_interval", t.EvalInterval, 0);
         check.AtLeast("train.save_interval", t.SaveInterval, 0);
         check.AtLeast("train.keep_last", t.KeepLast, 1);
         check.AtLeast("train.keep_every", t.KeepEvery, 0);

@@ -145,7 +145,6 @@ public sealed class TrainConfig
     public string Device { get; set; } = "auto";
     public int GradAccumulation { get; set; } = 1;
     public int LogInterval { get; set; } = 2;
-    public int EvalInterval { get; set; } = 0;
     public int SaveInterval { get; set; } = 100;
     public int KeepLast { get; set; } = 3;
     /// <summary>Also keep every checkpoint whose step is a multiple of this (0 = none), beyond keep_last.</summary>
