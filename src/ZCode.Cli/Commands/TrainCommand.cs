@@ -36,8 +36,11 @@ internal static class TrainCommand
     private static int Run(string? configFile, string[] sets, string? outputDir, StartFrom start, TextWriter stdout, CancellationToken cancel)
     {
         var cfg = CommonOptions.LoadConfig(configFile, sets);
-        var launch = LaunchEnvironment.Current();
-        // Before any file is written: a CUDA device on a machine without one is a configuration error.
+        start.AdoptModel(cfg);
+        // Every config error, before a process group is formed or anything is written.
+        var environment = RunEnvironment.Current();
+        ConfigValidator.ValidateRun(cfg, RunChecks.All, environment);
+        var launch = environment.Launch;
         var device = LocalDevice(ZCode.Runtime.ComputeDevice.Resolve(cfg.Train.Device), cfg.Train.Device, launch);
         var dtype = ZCode.Runtime.ComputeDevice.Dtype(cfg.Train.Dtype);
         bool cuda = device.type == DeviceType.CUDA;
@@ -47,7 +50,7 @@ internal static class TrainCommand
         bool rank0 = world.Rank == 0;
         outputDir ??= DefaultOutput(world);
         var warnings = new List<string>();
-        var plan = start.Resolve(cfg, outputDir, warnings.Add);
+        var plan = start.Resolve(outputDir, warnings.Add);
         Directory.CreateDirectory(outputDir);
 
         using var observer = rank0 ? new ConsoleTrainingObserver() : null;
@@ -91,8 +94,7 @@ internal static class TrainCommand
             data = DataSource.FromShards(cfg, dataParallel: layout.DataParallel);
         }
         if (data.Tokenizer.VocabSize != cfg.Model.VocabSize)
-            throw new UserInputException($"model.vocab_size is {cfg.Model.VocabSize} but {cfg.ResolvePath(cfg.Data.SpmModel)} has " +
-                                         $"{data.Tokenizer.VocabSize} pieces; set model.vocab_size: {data.Tokenizer.VocabSize}");
+            throw new InvalidOperationException($"model.vocab_size {cfg.Model.VocabSize} != {data.Tokenizer.VocabSize} pieces was not validated");
         foreach (var c in data.Corpora)
             log.Information("corpus {Key}: {Kept} of {Lines} lines kept ({Empty} empty, {Long} too long)",
                 c.Key, c.Kept, c.Lines, c.SkippedEmpty, c.SkippedTooLong);
@@ -153,10 +155,8 @@ internal static class TrainCommand
     {
         if (resolved.type != DeviceType.CUDA || launch.LocalSize <= 1 || setting is not ("auto" or "cuda"))
             return resolved;
-        int count = torch.cuda.device_count();
-        if (launch.LocalRank >= count)
-            throw new UserInputException($"train.device: {launch.LocalSize} ranks on this node but {count} CUDA device(s); " +
-                                         "start at most one rank per GPU");
+        if (launch.LocalRank >= torch.cuda.device_count())
+            throw new InvalidOperationException($"local rank {launch.LocalRank} has no GPU: the config validator checks train.device");
         return new torch.Device(DeviceType.CUDA, launch.LocalRank);
     }
 

@@ -25,14 +25,15 @@ public sealed record TrainBenchResult(TrainBenchOptions Options, long Params, lo
 /// </summary>
 public static class TrainStepBenchmark
 {
-    private const int FirstRegularId = 4;   // ids 0..3 are pad/unk/bos/eos-like specials: never sampled
+    /// <summary>Ids 0..3 are pad/unk/bos/eos-like specials: never sampled.</summary>
+    public const int FirstRegularId = 4;
 
+    /// <summary>Runs the steps; the caller has checked the lengths against the model (and the config with ConfigValidator).</summary>
     public static TrainBenchResult Run(ZCodeConfig cfg, TrainBenchOptions o)
     {
-        if (o.SrcLen > cfg.Model.MaxPositions || o.TgtLen > cfg.Model.MaxPositions)
-            throw new UserInputException($"--src-len/--tgt-len must be at most model.max_positions ({cfg.Model.MaxPositions})");
-        if (cfg.Model.VocabSize <= FirstRegularId)
-            throw new UserInputException($"model.vocab_size must be greater than {FirstRegularId} for random tokens");
+        if (o.SrcLen > cfg.Model.MaxPositions || o.TgtLen > cfg.Model.MaxPositions || cfg.Model.VocabSize <= FirstRegularId)
+            throw new ArgumentException($"lengths {o.SrcLen}/{o.TgtLen} beyond model.max_positions {cfg.Model.MaxPositions}, " +
+                                        $"or model.vocab_size {cfg.Model.VocabSize} without regular ids", nameof(o));
         var device = ComputeDevice.Resolve(cfg.Train.Device);
         manual_seed(o.Seed);
         using var model = new Seq2SeqTransformer(cfg.Model, padId: 0)
