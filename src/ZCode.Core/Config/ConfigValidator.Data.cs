@@ -59,19 +59,20 @@ public static partial class ConfigValidator
 
         // Every translation direction starts with its target's tag (both directions reverse the pair); denoising adds
         // <dae>, the language's tag and <mask> for the masked spans.
+        var tags = spm.Pieces.Where(p => p.Type == SpmPieceType.UserDefined).Select(p => p.Piece).ToHashSet(StringComparer.Ordinal);
         foreach (var (name, pairs, texts) in CorpusLists(d))
         {
             for (var i = 0; i < pairs.Count; i++)
             {
-                Tag(check, spm, spmPath, $"data.{name}[{i}].tgt", pairs[i].Tgt);
+                Tag(check, tags, spmPath, $"data.{name}[{i}].tgt", pairs[i].Tgt);
                 if (d.BothDirections)
-                    Tag(check, spm, spmPath, $"data.{name}[{i}].src", pairs[i].Src);
+                    Tag(check, tags, spmPath, $"data.{name}[{i}].src", pairs[i].Src);
             }
             for (var i = 0; i < texts.Count && tasks.Dae.Weight > 0; i++)
-                Tag(check, spm, spmPath, $"data.{name}[{i}].lang", texts[i].Lang);
+                Tag(check, tags, spmPath, $"data.{name}[{i}].lang", texts[i].Lang);
         }
         foreach (var piece in new[] { Languages.DaeTag, Languages.MaskToken })
-            check.Require(tasks.Dae.Weight == 0 || spm.HasPiece(piece),
+            check.Require(tasks.Dae.Weight == 0 || spm.Pieces.Any(p => p.Piece == piece),
                 $"tasks.dae.weight: denoising needs the piece {piece}, which the SentencePiece model {spmPath} lacks; " +
                 "train the model with 'zcode vocab train' or set tasks.dae.weight: 0", "tasks.dae.weight", "data.spm_model");
         PreparedCorpora(config, check);
@@ -112,7 +113,7 @@ public static partial class ConfigValidator
     }
 
     private static void RequiredPath(ValueChecker check, string key, string value, string fix)
-        => check.Require(!string.IsNullOrWhiteSpace(value), $"{key}: not set, and it has no default; {fix} (relative to the config file)", key);
+        => check.Require(!string.IsNullOrWhiteSpace(value), $"{key}: not set, and it has no default; {fix} (relative paths resolve against the config file's directory)", key);
 
     private static string ExistingFile(ZCodeConfig config, ValueChecker check, string key, string path, string orElse = "")
     {
@@ -152,10 +153,10 @@ public static partial class ConfigValidator
         return code;
     }
 
-    private static void Tag(ValueChecker check, SpmModelProto spm, string spmPath, string key, string language)
+    private static void Tag(ValueChecker check, HashSet<string> tags, string spmPath, string key, string language)
     {
         var tag = Languages.TagToken(language);
-        check.Require(spm.HasPiece(tag, SpmPieceType.UserDefined),
+        check.Require(tags.Contains(tag),
             $"{key}: the SentencePiece model {spmPath} has no language tag {tag}; train the model with 'zcode vocab train', " +
             $"which adds the tags of all {Languages.All.Count} languages", key, "data.spm_model");
     }

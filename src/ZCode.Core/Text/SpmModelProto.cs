@@ -68,9 +68,6 @@ public sealed class SpmModelProto
         return null;
     }
 
-    /// <summary>Whether the model has <paramref name="piece"/> (of <paramref name="type"/> when given).</summary>
-    public bool HasPiece(string piece, SpmPieceType? type = null) => Pieces.Any(p => p.Piece == piece && (type is null || p.Type == type));
-
     private static SpmPiece ParsePiece(ReadOnlySpan<byte> data)
     {
         var r = new Reader(data);

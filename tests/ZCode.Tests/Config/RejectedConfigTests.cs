@@ -74,6 +74,8 @@ public class RejectedConfigTests
             "model.vocab_size: is 9000 but the SentencePiece model %SPM% has 8000 pieces; set model.vocab_size: 8000"),
         new("vocab size mismatch, vocab_size left to its default", [("  vocab_size: 8000\n", ""), ("spm_model: %SPM%", "spm_model: @@%BIGSPM%")],
             "model.vocab_size: is 8000 but the SentencePiece model %BIGSPM% has 8001 pieces; set model.vocab_size: 8001"),
+        new("spm model without a target's language tag", [("spm_model: %SPM%", "spm_model: %NOTAGSPM%"), ("tgt: deu_Latn", "tgt: @@deu_Latn")],
+            "data.parallel[0].tgt: the SentencePiece model %NOTAGSPM% has no language tag <2deu_Latn>; train the model with 'zcode vocab train'"),
         new("expert_parallel does not divide the ranks", [("expert_parallel: 1", "expert_parallel: @@2")],
             "parallel.expert_parallel: 2 does not divide the 1 process(es) of this launch (launcher none)"),
         new("micro-batch smaller than max_len", [("grad_accumulation: 1", "grad_accumulation: 8"), ("tokens_per_batch: 512", "tokens_per_batch: @@512")],
@@ -228,18 +230,32 @@ public class RejectedConfigTests
     private string Fill(string text)
     {
         var samples = Path.Combine(CliRunner.RepoRoot, "data-samples");
+        var model = File.ReadAllBytes(Path.Combine(samples, "spm.model"));
         if (text.Contains("%BIGSPM%"))
-            WriteModelWithOneMorePiece(Path.Combine(samples, "spm.model"), Path.Combine(_dir, "big.model"));
+            File.WriteAllBytes(Path.Combine(_dir, "big.model"), WithOneMorePiece(model));
+        if (text.Contains("%NOTAGSPM%"))
+            File.WriteAllBytes(Path.Combine(_dir, "notag.model"), Renamed(model, "<2deu_Latn>", "<2deu_Zzzz>"));
         return text.Replace("%SPM%", Path.Combine(samples, "spm.model")).Replace("%BIGSPM%", Path.Combine(_dir, "big.model"))
+            .Replace("%NOTAGSPM%", Path.Combine(_dir, "notag.model"))
             .Replace("%TRAIN%", Path.Combine(samples, "ntrex128", "train")).Replace("%VALID%", Path.Combine(samples, "ntrex128", "valid"))
             .Replace("%UDHR%", Path.Combine(samples, "udhr")).Replace("%DIR%", _dir);
     }
 
-    /// <summary>The sample model plus one normal piece: a ModelProto is a sequence of fields, and pieces (field 1) may
-    /// come in any order, so appending one more gives a valid model of 8001 pieces.</summary>
-    private static void WriteModelWithOneMorePiece(string from, string to)
+    /// <summary>The model plus one normal piece: a ModelProto is a sequence of fields, and pieces (field 1) may come in
+    /// any order, so appending one more gives a valid model of 8001 pieces.</summary>
+    private static byte[] WithOneMorePiece(byte[] model)
     {
         byte[] piece = [0x0A, 0x05, .. "extra"u8, 0x15, 0, 0, 0, 0, 0x18, 0x01]; // piece "extra", score 0.0, type NORMAL
-        File.WriteAllBytes(to, [.. File.ReadAllBytes(from), 0x0A, (byte)piece.Length, .. piece]);
+        return [.. model, 0x0A, (byte)piece.Length, .. piece];
+    }
+
+    /// <summary>The model with one piece's text changed to another of the same length (the protobuf sizes stay right).</summary>
+    private static byte[] Renamed(byte[] model, string piece, string to)
+    {
+        var at = model.AsSpan().IndexOf(System.Text.Encoding.UTF8.GetBytes(piece));
+        Assert.That(at, Is.GreaterThanOrEqualTo(0), piece);
+        var copy = model.ToArray();
+        System.Text.Encoding.UTF8.GetBytes(to).CopyTo(copy, at);
+        return copy;
     }
 }
