@@ -62,6 +62,7 @@ internal static class BenchCommCommand
 
             var launch = LaunchEnvironment.Current();
             bool cuda = name == "nccl" || (name == "auto" && launch.WorldSize > 1 && torch.cuda.is_available());
+            BenchCommand.CheckBackend(name, cuda, launch);
             MpiCommunicator.MaxChunk = chunk;
             using var comm = Communicators.Create(name, TimeSpan.FromSeconds(cfg.Parallel.TimeoutS), cuda, launch);
             var device = comm.Device;

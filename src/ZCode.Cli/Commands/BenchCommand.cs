@@ -113,6 +113,7 @@ internal static class BenchCommand
         // The cores of a node are shared among its ranks unless --threads says otherwise.
         SetThreads(parse.GetValue(threads) > 0 ? parse.GetValue(threads) : Math.Max(1, Environment.ProcessorCount / Math.Max(1, launch.LocalSize)));
         bool cuda = name == "nccl" || (name == "auto" && torch.cuda.is_available());
+        CheckBackend(name, cuda, launch);
         using var comm = ZCode.Parallel.Communicators.Create(name, TimeSpan.FromSeconds(new ZCode.Config.ParallelConfig().TimeoutS), cuda, launch);
         var device = comm.Device;
         var r = ExpertParallelMoeBenchmark.Run(comm, o, device);
@@ -166,6 +167,12 @@ internal static class BenchCommand
             var o = new TrainBenchOptions(Positive(parse.GetValue(batch), "--batch"), Positive(parse.GetValue(srcLen), "--src-len"),
                 Positive(parse.GetValue(tgtLen), "--tgt-len"), Positive(parse.GetValue(steps), "--steps"));
             if (parse.GetValue(threads) < 0) throw new UserInputException($"--threads: must be at least 0, got {parse.GetValue(threads)}");
+            if (Math.Max(o.SrcLen, o.TgtLen) > cfg.Model.MaxPositions)
+                throw new UserInputException($"--src-len/--tgt-len: must be at most model.max_positions ({cfg.Model.MaxPositions}), " +
+                                             $"got {o.SrcLen}/{o.TgtLen}");
+            if (cfg.Model.VocabSize <= RandomTokenBatches.FirstRegularId)
+                throw new UserInputException($"model.vocab_size: must be greater than {RandomTokenBatches.FirstRegularId} for random " +
+                                             $"tokens, got {cfg.Model.VocabSize}");
             var r = TrainStepBenchmark.Run(cfg, o);
             var output = parse.InvocationConfiguration.Output;
             if (parse.GetValue(json))
@@ -187,6 +194,13 @@ internal static class BenchCommand
             return CliApp.ExitOk;
         });
         return cmd;
+    }
+
+    /// <summary>--backend against the launch (a torchrun launcher, local with several ranks, ...): exit 2, not a failure later.</summary>
+    internal static void CheckBackend(string name, bool cuda, ZCode.Parallel.LaunchEnvironment launch)
+    {
+        if (ZCode.Parallel.Communicators.Problem(name, cuda, launch) is { } problem)
+            throw new UserInputException($"--backend {name}: {problem}");
     }
 
     private static int Positive(int value, string name)

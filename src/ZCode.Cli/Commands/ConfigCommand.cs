@@ -16,15 +16,27 @@ public static class ConfigCommand
     {
         var file = new Argument<string>("FILE") { Description = "YAML config file" };
         var sets = CommonOptions.SetOption();
-        var command = new Command("validate", "Load a config with its overrides and check every value; prints 'FILE: ok' or the first error")
+        var ranks = new Option<int?>("--ranks")
+        {
+            Description = "check the config as it would run on N processes started by mpirun on this machine " +
+                          "(default: this launch, 1 process outside mpirun/srun)",
+            HelpName = "N",
+        };
+        var command = new Command("validate", "Check a config with its overrides as `zcode train` would before it starts " +
+                                              "(values, data files, languages, vocabulary, tasks, device, processes); prints " +
+                                              "'FILE: ok' or the first error")
         {
             file,
             sets,
+            ranks,
         };
         command.SetAction(parse =>
         {
             var path = parse.GetValue(file)!;
-            CommonOptions.LoadConfig(path, parse.GetValue(sets));
+            var environment = RunEnvironment.Current();
+            if (parse.GetValue(ranks) is int n)
+                environment = n >= 1 ? environment.WithRanks(n) : throw new UserInputException($"--ranks: must be at least 1, got {n}");
+            ConfigValidator.ValidateRun(CommonOptions.LoadConfig(path, parse.GetValue(sets)), RunChecks.All, environment);
             parse.InvocationConfiguration.Output.WriteLine($"{path}: ok");
             return CliApp.ExitOk;
         });

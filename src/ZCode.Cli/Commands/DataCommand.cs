@@ -1,5 +1,6 @@
 using System.CommandLine;
 using ZCode.Cli.Ui;
+using ZCode.Config;
 using ZCode.Data.Shards;
 
 namespace ZCode.Cli.Commands;
@@ -21,6 +22,7 @@ internal static class DataCommand
         cmd.SetAction(parse =>
         {
             var cfg = CommonOptions.LoadConfig(parse.GetValue(config), parse.GetValue(sets));
+            ConfigValidator.ValidateRun(cfg, RunChecks.Data);
             var output = parse.InvocationConfiguration.Output;
             var printer = new PrepareProgressPrinter(output);
             PrepareResult result;

@@ -9,14 +9,15 @@ namespace ZCode.Benchmarks;
 /// </summary>
 public sealed class RandomTokenBatches : IBatchStream
 {
-    private const int FirstRegularId = 4; // pad/unk/bos/eos-like specials are never drawn
+    /// <summary>Ids 0..3 are pad/unk/bos/eos-like specials: never drawn.</summary>
+    public const int FirstRegularId = 4;
     private readonly Batch batch;
     private SamplerState state = new();
 
     public RandomTokenBatches(int vocabSize, int batchSize, int srcLen, int tgtLen, long seed)
     {
         if (vocabSize <= FirstRegularId)
-            throw new UserInputException($"model.vocab_size must be greater than {FirstRegularId} for random tokens");
+            throw new ArgumentOutOfRangeException(nameof(vocabSize), vocabSize, $"random tokens need ids above {FirstRegularId}");
         var rng = new Random(unchecked((int)seed));
         int[] Tokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(FirstRegularId, vocabSize)).ToArray();
         var examples = Enumerable.Range(0, batchSize)

@@ -26,15 +26,17 @@ public sealed record TrainBenchResult(TrainBenchOptions Options, long Params, lo
 /// </summary>
 public static class TrainStepBenchmark
 {
+    /// <summary>Runs the steps; the caller has checked the lengths against the model.</summary>
     public static TrainBenchResult Run(ZCodeConfig cfg, TrainBenchOptions o)
     {
         if (o.SrcLen > cfg.Model.MaxPositions || o.TgtLen > cfg.Model.MaxPositions)
-            throw new UserInputException($"--src-len/--tgt-len must be at most model.max_positions ({cfg.Model.MaxPositions})");
+            throw new ArgumentException($"lengths {o.SrcLen}/{o.TgtLen} beyond model.max_positions {cfg.Model.MaxPositions}", nameof(o));
         var batches = new RandomTokenBatches(cfg.Model.VocabSize, o.Batch, o.SrcLen, o.TgtLen, cfg.Train.Seed);
         using var world = new LocalCommunicator();
         // Nothing is written: the directory only names where a checkpoint would go.
         var output = Path.Combine(Path.GetTempPath(), $"zcode-bench-train-{Guid.NewGuid():N}");
-        using var session = TrainingSession.Open(cfg, new TrainingSessionOptions { World = world, OutputDir = output });
+        // Random tokens on one process: of the run rules, only the device applies.
+        using var session = TrainingSession.Open(cfg, new TrainingSessionOptions { World = world, OutputDir = output, Checks = RunChecks.Device });
         var trainer = session.Build(Serilog.Core.Logger.None, new SilentTrainingObserver(), batches, padId: 0);
         var device = session.Device;
 

@@ -62,6 +62,7 @@ public static class ConfigLoader
             new YamlNodeBinder(source, map).BindObject(tree, config, "");
         }
         ConfigValidator.Validate(config, map);
+        config.Sources = map;
         config.BaseDirectory = Path.GetFullPath(baseDirectory ?? Directory.GetCurrentDirectory());
         return config;
     }

@@ -1,7 +1,11 @@
 namespace ZCode.Config;
 
-/// <summary>Range checks for every value of <see cref="ZCodeConfig"/>, plus the rules that tie values together.</summary>
-public static class ConfigValidator
+/// <summary>
+/// The one place that decides whether a config can run: range checks for every value of <see cref="ZCodeConfig"/>
+/// and the rules that tie values together (here, run on every load), plus the rules against the files, the machine and
+/// the launch that <see cref="ValidateRun"/> adds.
+/// </summary>
+public static partial class ConfigValidator
 {
     public static readonly string[] Positions = ["sinusoidal", "learned"];
     public static readonly string[] TokenPriorities = ["order", "random", "score"];
@@ -83,7 +87,7 @@ public static class ConfigValidator
 
     private static void Data(DataConfig d, ValueChecker check)
     {
-        check.NotEmpty("data.spm_model", d.SpmModel);
+        check.AnyValue("data.spm_model"); // required, but only by the commands that read it: see RequiredPath
         var seen = new HashSet<string>();
         for (var i = 0; i < d.Languages.Count; i++)
         {
@@ -98,9 +102,9 @@ public static class ConfigValidator
             check.NotEmpty($"data.monolingual[{i}].path", d.Monolingual[i].Path);
         }
         Corpora("data.valid", d.Valid, check);
-        check.AtLeast("data.max_len", d.MaxLen, 1);
+        check.AtLeast("data.max_len", d.MaxLen, 3); // a language tag, one token and EOS
         check.Positive("data.temperature", d.Temperature);
-        check.NotEmpty("data.shard_dir", d.ShardDir);
+        check.AnyValue("data.shard_dir");
         check.AnyValue("data.both_directions");
     }
 
@@ -152,7 +156,6 @@ public static class ConfigValidator
             $"train.device: must be auto, cpu, cuda or cuda:N (N a device index); got '{t.Device}'", "train.device");
         check.AtLeast("train.grad_accumulation", t.GradAccumulation, 1);
         check.AtLeast("train.log_interval", t.LogInterval, 1);
-        check.AtLeast("train.eval_interval", t.EvalInterval, 0);
         check.AtLeast("train.save_interval", t.SaveInterval, 0);
         check.AtLeast("train.keep_last", t.KeepLast, 1);
         check.AtLeast("train.keep_every", t.KeepEvery, 0);

@@ -19,6 +19,13 @@ internal sealed class SourceMap(ConfigSource fallback)
             _locations.Remove(key);
     }
 
+    /// <summary>Everything under <paramref name="path"/> now comes from <paramref name="source"/> (no positions).</summary>
+    public void Replace(string path, ConfigSource source)
+    {
+        ForgetBelow(path);
+        Record(path, source, Mark.Empty);
+    }
+
     /// <summary>
     /// An error located at the first of <paramref name="paths"/> that was written explicitly; failing that, at the
     /// nearest written ancestor of the first path (a default value inside a written section); failing that, the

@@ -76,5 +76,8 @@ internal sealed class ValueChecker(SourceMap map)
             throw map.Error(message, paths);
     }
 
+    /// <summary>A failed rule whose message is only known once it failed.</summary>
+    public void Fail(string message, params string[] paths) => throw map.Error(message, paths);
+
     public static string Format(double value) => value.ToString("R", CultureInfo.InvariantCulture);
 }

@@ -4,7 +4,8 @@ namespace ZCode.Config;
 
 // The typed configuration schema. YAML keys are the snake_case forms of the property names
 // (YamlDotNet UnderscoredNamingConvention): model.moe.capacity_factor <-> Model.Moe.CapacityFactor.
-// Defaults here are the tiny CPU model (configs/m3-tiny.yaml), so `zcode train` with no config works.
+// Defaults here are the tiny CPU model (configs/m3-tiny.yaml), except the data files: a default path would resolve
+// against whatever directory the user's config is in, so data.spm_model and data.shard_dir have none (m3-tiny sets them).
 
 /// <summary>The whole run configuration: model, data, tasks, training, parallel layout and evaluation.</summary>
 public sealed class ZCodeConfig
@@ -25,6 +26,19 @@ public sealed class ZCodeConfig
 
     /// <summary>Resolves a path written in the config (absolute, or relative to <see cref="BaseDirectory"/>).</summary>
     public string ResolvePath(string path) => Path.GetFullPath(path, BaseDirectory);
+
+    /// <summary>Where each value was written (file line:column, or the --set override), so that validation after
+    /// loading still points at it; a config built in code has no locations.</summary>
+    [YamlIgnore]
+    internal SourceMap Sources { get; set; } = new(new ConfigSource("config", HasPositions: false));
+
+    /// <summary>Replaces the model section with one from <paramref name="source"/> (e.g. "--init-from CKPT"), which
+    /// errors about model keys then name instead of lines of the file.</summary>
+    public void ReplaceModel(ModelConfig model, string source)
+    {
+        Model = model;
+        Sources.Replace("model", new ConfigSource(source, HasPositions: false));
+    }
 }
 
 /// <summary>Encoder-decoder Transformer shape; FFN sublayers become MoE layers per <see cref="MoeConfig"/>.</summary>
@@ -69,8 +83,8 @@ public sealed class MoeConfig
 /// <summary>Vocabulary, languages, corpora and sampling.</summary>
 public sealed class DataConfig
 {
-    /// <summary>SentencePiece model; relative paths resolve against the config file's directory.</summary>
-    public string SpmModel { get; set; } = "data-samples/spm.model";
+    /// <summary>SentencePiece model; relative paths resolve against the config file's directory. No default.</summary>
+    public string SpmModel { get; set; } = "";
     public List<string> Languages { get; set; } = new();
     /// <summary>Parallel corpora, one entry per direction or pair.</summary>
     public List<ParallelCorpusConfig> Parallel { get; set; } = new();
@@ -80,7 +94,8 @@ public sealed class DataConfig
     public List<ParallelCorpusConfig> Valid { get; set; } = new();
     public int MaxLen { get; set; } = 128;
     public double Temperature { get; set; } = 5.0;
-    public string ShardDir { get; set; } = "data-samples/shards";
+    /// <summary>Output folder of `zcode data prepare`, relative like <see cref="SpmModel"/>. No default.</summary>
+    public string ShardDir { get; set; } = "";
     /// <summary>Also train the reverse direction of every parallel corpus.</summary>
     public bool BothDirections { get; set; } = true;
 }
@@ -145,7 +160,6 @@ public sealed class TrainConfig
     public string Device { get; set; } = "auto";
     public int GradAccumulation { get; set; } = 1;
     public int LogInterval { get; set; } = 2;
-    public int EvalInterval { get; set; } = 0;
     public int SaveInterval { get; set; } = 100;
     public int KeepLast { get; set; } = 3;
     /// <summary>Also keep every checkpoint whose step is a multiple of this (0 = none), beyond keep_last.</summary>

@@ -6,6 +6,10 @@ namespace ZCode.Data;
 
 public sealed partial class DataSource
 {
+    /// <summary>The data error of a DAE task whose monolingual texts all kept no line.</summary>
+    public const string NoMonolingualText = "data.monolingual: no usable lines in any of its texts, but the DAE task " +
+                                            "(tasks.dae.weight > 0) needs some; fix the files, raise data.max_len or set tasks.dae.weight: 0";
+
     /// <summary>
     /// The data of a run read from the shards of <c>data.shard_dir</c> (memory-mapped): MT directions from
     /// <c>data.parallel</c> (and reverses), DAE sets per language from <c>data.monolingual</c> when
@@ -77,20 +81,18 @@ public sealed partial class DataSource
                 set.Add(shards[c.SrcFile], keep);
                 continue;
             }
+            // Data content, found only now when the shards were prepared just before (else the validator reported it).
             if (keep.Length == 0 && c.Section == "parallel")
-                throw new UserInputException(
-                    $"{c.Key}: no usable lines in {index.Files[c.SrcFile].Path} / {index.Files[c.TgtFile].Path} " +
-                    $"({c.Lines} lines: {c.SkippedEmpty} empty, {c.SkippedTooLong} longer than data.max_len {data.MaxLen})");
+                throw new UserInputException(c.NoUsableLines(index));
             var (map, order) = c.Section == "valid" ? (valid, validOrder) : (mt, trainOrder);
             Mt(map, order, c.Src, c.Tgt).Add(shards[c.SrcFile], shards[c.TgtFile], keep);
             if (data.BothDirections) Mt(map, order, c.Tgt, c.Src).Add(shards[c.TgtFile], shards[c.SrcFile], keep);
         }
 
         if (tasks.Mt.Weight > 0 && mt.Count == 0)
-            throw new UserInputException("data.parallel is empty: the MT task (tasks.mt.weight > 0) needs a parallel corpus");
+            throw new InvalidOperationException("tasks.mt.weight > 0 without data.parallel: the config validator rejects this");
         if (tasks.Dae.Weight > 0 && dae.Values.All(s => s.Count == 0))
-            throw new UserInputException(
-                "data.monolingual has no usable lines: the DAE task (tasks.dae.weight > 0) needs monolingual text");
+            throw new UserInputException(NoMonolingualText);
         var train = trainOrder.Where(s => s.Count > 0 && (s.Task == Tasks.Mt ? tasks.Mt.Weight > 0 : tasks.Dae.Weight > 0))
             .ToList();
         var weights = new Dictionary<string, double> { [Tasks.Mt] = tasks.Mt.Weight, [Tasks.Dae] = tasks.Dae.Weight };

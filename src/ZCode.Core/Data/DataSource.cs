@@ -93,22 +93,15 @@ public sealed partial class DataSource
     public static int MicroBatchTokens(TrainConfig train, int dataParallel = 1)
         => train.TokensPerBatch / (Math.Max(1, train.GradAccumulation) * Math.Max(1, dataParallel));
 
+    /// <summary>What the config validator guarantees before data is loaded (ConfigValidator.ValidateRun).</summary>
     private static void Validate(ZCodeConfig config, SpmTokenizer tokenizer, int dataParallel = 1)
     {
         var data = config.Data;
-        if (data.MaxLen < 3)
-            throw new UserInputException($"data.max_len must be at least 3 (tag, one token, EOS), got {data.MaxLen}");
-        if (!(data.Temperature > 0) || double.IsInfinity(data.Temperature))
-            throw new UserInputException($"data.temperature must be a positive number, got {data.Temperature}");
-        if (MicroBatchTokens(config.Train, dataParallel) < data.MaxLen)
-            throw new UserInputException(
-                (dataParallel > 1 ? $"train.tokens_per_batch / (train.grad_accumulation x {dataParallel} ranks)" : "train.tokens_per_batch / train.grad_accumulation") +
-                $" ({MicroBatchTokens(config.Train, dataParallel)}) is smaller than data.max_len ({data.MaxLen}): " +
-                "a micro-batch must hold at least one longest sequence");
+        if (data.MaxLen < 3 || !(data.Temperature > 0) || MicroBatchTokens(config.Train, dataParallel) < data.MaxLen)
+            throw new InvalidOperationException($"data.max_len {data.MaxLen}, data.temperature {data.Temperature} or the micro-batch " +
+                                                $"of {MicroBatchTokens(config.Train, dataParallel)} tokens was not validated");
         if (config.Model.VocabSize < tokenizer.VocabSize)
-            throw new UserInputException(
-                $"model.vocab_size ({config.Model.VocabSize}) is smaller than the SentencePiece vocabulary " +
-                $"({tokenizer.VocabSize} pieces in {tokenizer.ModelPath})");
+            throw new InvalidOperationException($"model.vocab_size {config.Model.VocabSize} < {tokenizer.VocabSize} pieces was not validated");
     }
 
     private static string ResolveLanguage(string value, string key)

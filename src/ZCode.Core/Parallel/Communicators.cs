@@ -14,24 +14,47 @@ namespace ZCode.Parallel;
 /// </summary>
 public static class Communicators
 {
-    /// <summary>The backend <paramref name="backend"/> resolves to; throws <see cref="UserInputException"/> for a launch
-    /// zcode cannot bootstrap (a torchrun-style launcher starts no MPI).</summary>
+    /// <summary>The backend <paramref name="backend"/> resolves to. A launch it cannot serve (see <see cref="Problem"/>) is a
+    /// programming error here: the config validator and the bench commands reject it first.</summary>
     public static string Resolve(string backend, bool cudaDevice, LaunchEnvironment launch)
     {
+        if (Problem(backend, cudaDevice, launch) is { } problem)
+            throw new InvalidOperationException($"backend {backend}: {problem}");
+        return Pick(backend, cudaDevice, launch);
+    }
+
+    /// <summary>
+    /// Why <paramref name="backend"/> cannot connect the ranks of <paramref name="launch"/> when training runs on CUDA
+    /// (<paramref name="cudaDevice"/>) or not, as the text after "parallel.backend: "; null when it can.
+    /// </summary>
+    public static string? Problem(string backend, bool cudaDevice, LaunchEnvironment launch)
+    {
         if (launch.Launcher == LaunchEnvironment.Torchrun && launch.WorldSize > 1 && backend != "local")
-            throw new UserInputException(
-                $"parallel.backend: RANK/WORLD_SIZE come from a torchrun-style launcher ({launch.WorldSize} ranks), but zcode's " +
-                "mpi and nccl backends bootstrap over MPI: start the ranks with mpirun or srun instead");
-        return backend switch
+            return $"RANK/WORLD_SIZE come from a torchrun-style launcher ({launch.WorldSize} ranks), but zcode's " +
+                   "mpi and nccl backends bootstrap over MPI: start the ranks with mpirun or srun instead";
+        return Pick(backend, cudaDevice, launch) switch
         {
-            "auto" when cudaDevice && launch.IsMpiLauncher && launch.WorldSize > 1 => "nccl",
-            "auto" when cudaDevice => "local", // one CUDA process: the mpi backend moves CPU tensors only
-            "auto" when launch.IsMpiLauncher => "mpi",
-            "auto" => "local",
-            "local" or "mpi" or "nccl" => backend,
-            _ => throw new UserInputException($"parallel.backend: expected one of auto, local, mpi, nccl, got '{backend}'"),
+            "local" when launch.WorldSize > 1 =>
+                $"local runs one process, but the launcher ({launch.Launcher}) started {launch.WorldSize}; use auto, mpi or nccl",
+            "nccl" when !cudaDevice =>
+                "nccl reduces CUDA tensors, but training runs on the CPU (train.device); use auto or mpi for CPU training, " +
+                "or train.device: cuda on a machine with GPUs",
+            "mpi" when cudaDevice && launch.WorldSize > 1 =>
+                "mpi reduces CPU tensors only, but training runs on CUDA (train.device); use auto or nccl for GPU training, " +
+                "or train.device: cpu",
+            _ => null,
         };
     }
+
+    private static string Pick(string backend, bool cudaDevice, LaunchEnvironment launch) => backend switch
+    {
+        "auto" when cudaDevice && launch.IsMpiLauncher && launch.WorldSize > 1 => "nccl",
+        "auto" when cudaDevice => "local", // one CUDA process: the mpi backend moves CPU tensors only
+        "auto" when launch.IsMpiLauncher => "mpi",
+        "auto" => "local",
+        "local" or "mpi" or "nccl" => backend,
+        _ => throw new ArgumentException($"parallel.backend: expected one of auto, local, mpi, nccl, got '{backend}'", nameof(backend)),
+    };
 
     /// <summary>The world communicator for <paramref name="config"/>'s parallel section; <paramref name="cudaDevice"/>
     /// says whether training runs on CUDA (train.device), <paramref name="gpu"/> which GPU this rank trains on (nccl
@@ -43,11 +66,7 @@ public static class Communicators
     /// per rank); null uses the local rank.</param>
     public static ICommunicator Create(string backend, TimeSpan timeout, bool cudaDevice, LaunchEnvironment launch, int? gpu = null)
     {
-        var resolved = Resolve(backend, cudaDevice, launch);
-        if (resolved == "local" && launch.WorldSize > 1)
-            throw new UserInputException($"parallel.backend: local runs one process, but the launcher ({launch.Launcher}) started " +
-                                         $"{launch.WorldSize}; use auto, mpi or nccl");
-        switch (resolved)
+        switch (Resolve(backend, cudaDevice, launch))
         {
             case "local":
                 return new LocalCommunicator();

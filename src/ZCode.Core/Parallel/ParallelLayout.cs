@@ -49,8 +49,7 @@ public sealed class ParallelLayout : IDisposable
     {
         ArgumentNullException.ThrowIfNull(world);
         if (expertParallel < 1 || world.Size % expertParallel != 0)
-            throw new UserInputException($"parallel.expert_parallel: {expertParallel} does not divide the world size {world.Size}; " +
-                                         "choose a divisor of the number of processes");
+            throw new ArgumentException($"expert_parallel {expertParallel} does not divide the world size {world.Size}", nameof(expertParallel));
         int rank = world.Rank;
         var expert = world.Split(rank / expertParallel, rank);
         var expertData = world.Split(rank % expertParallel, rank);

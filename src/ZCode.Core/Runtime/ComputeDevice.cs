@@ -25,21 +25,33 @@ public static class ComputeDevice
     /// <summary>Resolution with the CUDA probe passed in (tests use a fake machine).</summary>
     internal static Device Resolve(string setting, string key, Func<bool> cudaAvailable, Func<int> deviceCount)
     {
-        if (!IsValidSetting(setting))
-            throw new UserInputException($"{key}: must be auto, cpu, cuda or cuda:N (N a device index); got '{setting}'");
-        if (setting == "cpu")
-            return CPU;
-        bool available = cudaAvailable();
-        if (setting == "auto")
-            return available ? new Device(DeviceType.CUDA, 0) : CPU;
+        bool available = IsValidSetting(setting) && setting != "cpu" && cudaAvailable();
+        if (Problem(setting, available, available && setting != "auto" ? deviceCount() : 0) is { } problem)
+            throw new UserInputException($"{key}: {problem}");
         if (!available)
-            throw new UserInputException($"{key}: {setting}: {NoCudaMessage}");
-        int index = setting == "cuda" ? 0 : int.Parse(setting.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture);
-        int count = deviceCount();
-        if (index >= count)
-            throw new UserInputException($"{key}: {setting} does not exist: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}");
-        return new Device(DeviceType.CUDA, index);
+            return CPU;
+        return new Device(DeviceType.CUDA, setting is "auto" or "cuda" ? 0 : Index(setting));
     }
+
+    /// <summary>
+    /// Why <paramref name="setting"/> cannot be used on a machine with <paramref name="deviceCount"/> CUDA devices (the
+    /// text after "train.device: "), or null when it can. The config validator and <see cref="Resolve(string, string)"/>
+    /// share it, so both say the same.
+    /// </summary>
+    public static string? Problem(string setting, bool cudaAvailable, int deviceCount)
+    {
+        if (!IsValidSetting(setting))
+            return $"must be auto, cpu, cuda or cuda:N (N a device index); got '{setting}'";
+        if (setting is "cpu" or "auto")
+            return null;
+        if (!cudaAvailable)
+            return $"{setting}: {NoCudaMessage}";
+        int index = setting == "cuda" ? 0 : Index(setting);
+        return index < deviceCount ? null
+            : $"{setting} does not exist: this machine has {deviceCount} CUDA device(s), cuda:0..cuda:{deviceCount - 1}";
+    }
+
+    private static int Index(string setting) => int.Parse(setting.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture);
 
     /// <summary>The compute dtype of a <c>train.dtype</c> value.</summary>
     public static ScalarType Dtype(string name) => name switch

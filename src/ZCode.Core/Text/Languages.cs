@@ -143,13 +143,15 @@ public static class Languages
     /// Unknown input throws <see cref="UserInputException"/> with a "did you mean" suggestion.
     /// </summary>
     public static string Resolve(string codeOrAlias)
+        => TryResolve(codeOrAlias, out var code) ? code : throw new UserInputException(Unknown(codeOrAlias));
+
+    /// <summary>The one-line explanation for a code that does not resolve, with a suggestion when one is close.</summary>
+    public static string Unknown(string? codeOrAlias)
     {
-        if (TryResolve(codeOrAlias, out var code)) return code;
         var suggestion = Suggest(codeOrAlias ?? "");
         var hint = suggestion is null ? "" : $"; did you mean '{suggestion}'?";
-        throw new UserInputException(
-            $"unknown language '{codeOrAlias}'{hint} (use a code like eng_Latn or an ISO 639-1 alias like en; " +
-            $"{All.Count} languages are known)");
+        return $"unknown language '{codeOrAlias}'{hint} (use a code like eng_Latn or an ISO 639-1 alias like en; " +
+               $"{All.Count} languages are known)";
     }
 
     /// <summary>Closest canonical code by edit distance over codes and aliases, or null when nothing is close.</summary>

@@ -57,6 +57,17 @@ public sealed class SpmModelProto
         return m;
     }
 
+    /// <summary>Why zcode cannot tokenize with this model (its type, a missing special id), or null when it can.</summary>
+    public string? Unsupported()
+    {
+        if (ModelType is not (1 or 2))
+            return $"SentencePiece model type {ModelType} is not supported (train with --model_type=unigram)";
+        foreach (var (name, id) in new[] { ("pad", PadId), ("bos", BosId), ("eos", EosId), ("unk", UnkId) })
+            if (id < 0 || id >= Pieces.Count)
+                return $"the model has no {name} id (train with --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3)";
+        return null;
+    }
+
     private static SpmPiece ParsePiece(ReadOnlySpan<byte> data)
     {
         var r = new Reader(data);

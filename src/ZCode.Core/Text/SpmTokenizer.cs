@@ -73,15 +73,8 @@ public sealed class SpmTokenizer
         {
             throw UserInputException.At(full, 0, 0, $"not a SentencePiece model ({e.Message})");
         }
-        if (proto.ModelType is not (1 or 2))
-            throw UserInputException.At(full, 0, 0,
-                $"SentencePiece model type {proto.ModelType} is not supported (train with --model_type=unigram)");
-        foreach (var (name, id) in new[] { ("pad", proto.PadId), ("bos", proto.BosId), ("eos", proto.EosId), ("unk", proto.UnkId) })
-        {
-            if (id < 0 || id >= proto.Pieces.Count)
-                throw UserInputException.At(full, 0, 0,
-                    $"the model has no {name} id (train with --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3)");
-        }
+        if (proto.Unsupported() is { } unsupported)
+            throw UserInputException.At(full, 0, 0, unsupported);
 
         SentencePieceTokenizer tokenizer;
         try

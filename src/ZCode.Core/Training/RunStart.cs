@@ -12,21 +12,26 @@ public sealed record StartPlan(string? ResumeFrom, string? InitFrom);
 /// <param name="InitFrom">A checkpoint whose weights and model config start a new run (step 0, fresh optimizer).</param>
 public sealed record RunStart(string Resume = "never", string? InitFrom = null)
 {
-    /// <summary>Decides the start; for --init-from the model section of <paramref name="cfg"/> becomes the
-    /// checkpoint's (an aggregated or pruned model has a different expert count than any config file).</summary>
-    public StartPlan Resolve(ZCodeConfig cfg, string outputDir, Action<string> warn)
+    /// <summary>For --init-from, makes the model section of <paramref name="cfg"/> the checkpoint's (an aggregated or
+    /// pruned model has a different expert count than any config file), before the config is validated.</summary>
+    public void AdoptModel(ZCodeConfig cfg)
+    {
+        if (InitFrom is null)
+            return;
+        if (Resume != "never")
+            throw new UserInputException("--init-from starts a new run; it cannot be combined with --resume");
+        var dir = CheckpointReader.ResolveDirectory(InitFrom);
+        cfg.ReplaceModel(CheckpointReader.ConfigOf(dir, CheckpointReader.ReadVerifiedManifest(dir)).Model, $"--init-from {dir}");
+    }
+
+    /// <summary>Decides the start against what <paramref name="outputDir"/> already holds.</summary>
+    public StartPlan Resolve(string outputDir, Action<string> warn)
     {
         var root = Path.Combine(outputDir, "checkpoints");
         if (InitFrom is not null)
         {
-            if (Resume != "never")
-                throw new UserInputException("--init-from starts a new run; it cannot be combined with --resume");
             RefuseExisting(outputDir, root);
-            var dir = CheckpointReader.ResolveDirectory(InitFrom);
-            var manifest = CheckpointReader.ReadVerifiedManifest(dir);
-            cfg.Model = CheckpointReader.ConfigOf(dir, manifest).Model;
-            ConfigValidator.Validate(cfg);
-            return new StartPlan(null, dir);
+            return new StartPlan(null, CheckpointReader.ResolveDirectory(InitFrom));
         }
         switch (Resume)
         {

@@ -28,6 +28,9 @@ public sealed record TrainingSessionOptions
 
     /// <summary>The optimizer's gradient bucket size (tests use small buckets to exercise bucketing).</summary>
     public long BucketBytes { get; init; } = AdamWOptimizer.DefaultBucketBytes;
+
+    /// <summary>The run rules checked before anything starts (benchmarks on random tokens need no data checks).</summary>
+    public RunChecks Checks { get; init; } = RunChecks.All;
 }
 
 /// <summary>
@@ -79,14 +82,18 @@ public sealed class TrainingSession : IDisposable
     public Trainer? Trainer { get; private set; }
 
     /// <summary>
-    /// Resolves where and how the run happens, before anything is written: the device (a CUDA setting on a machine
-    /// without CUDA is an input error), CPU threads (train.threads 0: this node's cores shared among its ranks),
-    /// the world and its groups, the output directory and whether the run resumes. Every rank calls it.
+    /// Validates the config (with the model of <c>--init-from</c>) against this launch, then resolves where and how the
+    /// run happens, before anything is written: the device, CPU threads (train.threads 0: this node's cores shared
+    /// among its ranks), the world and its groups, the output directory and whether the run resumes. Every rank calls it.
     /// </summary>
     public static TrainingSession Open(ZCodeConfig cfg, TrainingSessionOptions? options = null)
     {
         options ??= new TrainingSessionOptions();
-        var launch = LaunchEnvironment.Current();
+        options.Start.AdoptModel(cfg);
+        var environment = RunEnvironment.Current();
+        // Given ranks (in-process tests) are checked as a launch of that many processes.
+        ConfigValidator.ValidateRun(cfg, options.Checks, options.World is null ? environment : environment.WithRanks(options.World.Size));
+        var launch = environment.Launch;
         var device = LocalDevice(ComputeDevice.Resolve(cfg.Train.Device), cfg.Train.Device, launch);
         bool cuda = device.type == DeviceType.CUDA;
         var world = options.World
@@ -97,7 +104,7 @@ public sealed class TrainingSession : IDisposable
             layout = ParallelLayout.Create(world, cfg.Parallel.ExpertParallel, ownsWorld: options.World is null);
             var outputDir = options.OutputDir ?? DefaultOutput(world);
             var warnings = new List<string>();
-            var plan = options.Start.Resolve(cfg, outputDir, warnings.Add);
+            var plan = options.Start.Resolve(outputDir, warnings.Add);
             torch.set_num_threads(cfg.Train.Threads > 0 ? cfg.Train.Threads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, launch.LocalSize)));
             return new TrainingSession(cfg, launch, layout, device, outputDir, plan, warnings, options.BucketBytes);
         }
@@ -129,8 +136,7 @@ public sealed class TrainingSession : IDisposable
             data = DataSource.FromShards(Config, dataParallel: Layout.DataParallel);
         }
         if (data.Tokenizer.VocabSize != Config.Model.VocabSize)
-            throw new UserInputException($"model.vocab_size is {Config.Model.VocabSize} but {Config.ResolvePath(Config.Data.SpmModel)} has " +
-                                         $"{data.Tokenizer.VocabSize} pieces; set model.vocab_size: {data.Tokenizer.VocabSize}");
+            throw new InvalidOperationException($"model.vocab_size {Config.Model.VocabSize} != {data.Tokenizer.VocabSize} pieces was not validated");
         foreach (var c in data.Corpora)
             log.Information("corpus {Key}: {Kept} of {Lines} lines kept ({Empty} empty, {Long} too long)",
                 c.Key, c.Kept, c.Lines, c.SkippedEmpty, c.SkippedTooLong);
@@ -192,10 +198,8 @@ public sealed class TrainingSession : IDisposable
     {
         if (resolved.type != DeviceType.CUDA || launch.LocalSize <= 1 || setting is not ("auto" or "cuda"))
             return resolved;
-        int count = torch.cuda.device_count();
-        if (launch.LocalRank >= count)
-            throw new UserInputException($"train.device: {launch.LocalSize} ranks on this node but {count} CUDA device(s); " +
-                                         "start at most one rank per GPU");
+        if (launch.LocalRank >= torch.cuda.device_count())
+            throw new InvalidOperationException($"local rank {launch.LocalRank} has no GPU: the config validator checks train.device");
         return new Device(DeviceType.CUDA, launch.LocalRank);
     }
 

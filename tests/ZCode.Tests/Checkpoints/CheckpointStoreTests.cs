@@ -33,6 +33,7 @@ public class CheckpointStoreTests
         cfg.Model.FfnDim = 32;
         cfg.Model.Heads = 2;
         cfg.Model.Moe.Experts = experts;
+        cfg.Data.SpmModel = Tests.Data.DataTestPaths.SpmModel; // aggregation compares the models of its inputs
         return cfg;
     }
 

@@ -91,6 +91,22 @@ public class ParallelCliTests
         }
     }
 
+    [Test]
+    public void AConfigThatFailsOnTwoRanksOnly_EveryRankExitsTwoWithTheLineConfigValidateGives()
+    {
+        // 200 tokens per step fit data.max_len 128 on one process; on two, each micro-batch gets 100.
+        var output = Path.Combine(root, "rejected");
+        var tiny = Path.Combine(CliRunner.RepoRoot, "configs", "m3-tiny.yaml");
+        Assert.That(CliRunner.Run("config", "validate", tiny, "--set", "train.tokens_per_batch=200").Code, Is.EqualTo(0));
+        var expected = CliRunner.Run("config", "validate", tiny, "--ranks", "2", "--set", "train.tokens_per_batch=200").Err.TrimEnd();
+        Assert.That(expected, Does.StartWith("--set train.tokens_per_batch=200: train.tokens_per_batch: 200 / (train.grad_accumulation 1 x 2 processes) = 100"));
+
+        var (code, text) = Launch(2, output, "train", "--set", "train.tokens_per_batch=200");
+        Assert.That(code, Is.EqualTo(2), text);
+        Assert.That(text.Split('\n').Count(l => l.EndsWith(expected, StringComparison.Ordinal)), Is.EqualTo(2), text);
+        Assert.That(Directory.Exists(output), Is.False, "nothing written");
+    }
+
     [DllImport("libc", SetLastError = true)]
     private static extern int kill(int pid, int signal);
 

@@ -68,7 +68,7 @@ public class TrainCommandTests
     {
         var (code, _, err) = Run("train", "--set", "model.vocab_size=9000", "--set", "train.max_steps=1", "--output", output);
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(err.Trim(), Does.StartWith("model.vocab_size is 9000"));
+        Assert.That(err.Trim(), Does.StartWith("--set model.vocab_size=9000: model.vocab_size: is 9000 but the SentencePiece model"));
         Assert.That(err.Trim().Split('\n'), Has.Length.EqualTo(1));
     }
 
@@ -77,7 +77,7 @@ public class TrainCommandTests
     {
         var (code, _, err) = Run("train", "--set", "parallel.expert_parallel=2", "--output", output);
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(err, Does.StartWith("parallel.expert_parallel"));
+        Assert.That(err, Does.StartWith("--set parallel.expert_parallel=2: parallel.expert_parallel: 2 does not divide the 1 process(es)"));
     }
 
     [Test]

@@ -183,7 +183,7 @@ public class ConfigLoaderTests
     [Test]
     public void ValidateCommand_PrintsOk()
     {
-        var path = _files.Write("train:\n  max_steps: 5\n");
+        var path = _files.Write(ConfigTestSupport.RunnableData + "train:\n  max_steps: 5\n");
         var (code, stdout, stderr) = ConfigTestSupport.Run("config", "validate", path, "--set", "train.seed=7");
         Assert.That(code, Is.EqualTo(0), stderr);
         Assert.That(stdout.TrimEnd(), Is.EqualTo($"{path}: ok"));
@@ -193,7 +193,7 @@ public class ConfigLoaderTests
     [Test]
     public void ValidateCommand_SetBeforeFile_TakesOneValuePerSet()
     {
-        var path = _files.Write("train:\n  max_steps: 5\n");
+        var path = _files.Write(ConfigTestSupport.RunnableData + "train:\n  max_steps: 5\n");
         var (code, stdout, stderr) = ConfigTestSupport.Run("config", "validate", "--set", "train.seed=7", path);
         Assert.That(code, Is.EqualTo(0), stderr);
         Assert.That(stdout.TrimEnd(), Is.EqualTo($"{path}: ok"));

@@ -27,6 +27,18 @@ internal sealed class ConfigTestSupport : IDisposable
 
     public static string ShippedConfig(string name) => Path.Combine(RepoRoot, "configs", name);
 
+    /// <summary>A data section `config validate` accepts: the sample model and one sample pair, by absolute path.</summary>
+    public static string RunnableData
+    {
+        get
+        {
+            var samples = Path.Combine(RepoRoot, "data-samples");
+            var train = Path.Combine(samples, "ntrex128", "train");
+            return $"data:\n  spm_model: {Path.Combine(samples, "spm.model")}\n  shard_dir: shards\n  parallel:\n" +
+                   $"    - {{src: eng_Latn, tgt: deu_Latn, src_path: {train}/eng_Latn.txt, tgt_path: {train}/deu_Latn.txt}}\n";
+        }
+    }
+
     /// <summary>Asserts two schema objects are equal key by key, naming the first differing dotted path.</summary>
     public static void AssertEqual(object expected, object actual, string path = "")
     {

@@ -121,9 +121,6 @@ public class DataSourceTests
         Assert.That(Fails(c => c.Data.Parallel[0].Tgt = "ita_Latn").Message,
             Does.StartWith("data.parallel[0].tgt: language ita_Latn is not listed in data.languages"));
         Assert.That(Fails(c => c.Data.Valid[2].Src = c.Data.Valid[2].Tgt).Message, Does.StartWith("data.valid[2]: src and tgt"));
-        Assert.That(Fails(c => c.Train.TokensPerBatch = 100).Message, Does.StartWith("train.tokens_per_batch / train.grad_accumulation (100)"));
-        Assert.That(Fails(c => c.Data.Temperature = 0).Message, Does.StartWith("data.temperature"));
-        Assert.That(Fails(c => c.Model.VocabSize = 4000).Message, Does.StartWith("model.vocab_size (4000)"));
         Assert.That(Fails(c => c.Data.Parallel.Clear()).Message, Does.StartWith("data.parallel is empty"));
         Assert.That(Fails(c => c.Data.Parallel[0].SrcPath = "").Message, Does.StartWith("data.parallel[0].src_path is empty"));
         var missing = Path.Combine(DataTestPaths.RepoRoot, "data-samples", "nope.txt");

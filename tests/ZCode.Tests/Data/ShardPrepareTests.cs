@@ -111,10 +111,13 @@ public class ShardPrepareTests
         using var tmp = DataTestPaths.NewTempDir();
         var en = tmp.Write("en.txt", "a\n");
         var missing = Path.Combine(tmp.Path, "nope.txt");
-        var e = Assert.Throws<UserInputException>(() => DataPreparer.Prepare(
-            Config(tmp.Path, $"  monolingual:\n    - {{lang: en, path: {missing}}}\n")))!;
-        Assert.That(e.Message, Does.StartWith(missing).And.Contain("data.monolingual[0].path").And.Contain("not found"));
+        // A missing file is a config error, found by the validator `data prepare` runs first, at the item's path line.
+        var e = Assert.Throws<UserInputException>(() => ConfigValidator.ValidateRun(
+            Config(tmp.Path, $"  monolingual:\n    - {{lang: en, path: {missing}}}\n"), RunChecks.Data))!;
+        Assert.That(e.Message, Does.StartWith(Path.Combine(tmp.Path, "test.yaml") + ":5:24: ")
+            .And.Contain($"data.monolingual[0].path: {missing}: no such file"));
 
+        // An unreadable file is found reading it.
         var badGz = tmp.Write("bad.txt.gz", "this is not gzip data\n");
         e = Assert.Throws<UserInputException>(() => DataPreparer.Prepare(
             Config(tmp.Path, $"  monolingual:\n    - {{lang: en, path: {badGz}}}\n")))!;
@@ -127,9 +130,9 @@ public class ShardPrepareTests
     {
         using var tmp = DataTestPaths.NewTempDir();
         var en = tmp.Write("en.txt", "a\n");
-        var e = Assert.Throws<UserInputException>(() => DataPreparer.Prepare(
-            Config(tmp.Path, $"  monolingual:\n    - {{lang: eng_Latm, path: {en}}}\n")))!;
-        Assert.That(e.Message, Does.StartWith("data.monolingual[0].lang:").And.Contain("eng_Latn"));
+        var e = Assert.Throws<UserInputException>(() => ConfigValidator.ValidateRun(
+            Config(tmp.Path, $"  monolingual:\n    - {{lang: eng_Latm, path: {en}}}\n"), RunChecks.Data))!;
+        Assert.That(e.Message, Does.Contain(": data.monolingual[0].lang: unknown language 'eng_Latm'; did you mean 'eng_Latn'?"));
     }
 
     [Test]

@@ -33,6 +33,9 @@ public class ComputeDeviceTests
         Assert.That(e.Message, Is.EqualTo("train.device: cuda: CUDA is not available in this build/machine; set train.device: cpu or auto"));
         var missing = Assert.Throws<UserInputException>(() => ComputeDevice.Resolve("cuda:2", "train.device", () => true, () => 2))!;
         Assert.That(missing.Message, Does.Contain("cuda:0..cuda:1"));
+        Assert.That(ComputeDevice.Problem("cuda:1", cudaAvailable: true, deviceCount: 2), Is.Null);
+        Assert.That(ComputeDevice.Problem("cuda", cudaAvailable: false, deviceCount: 0), Is.EqualTo(e.Message["train.device: ".Length..]),
+            "the validator and Resolve say the same");
     }
 
     [Test]
@@ -58,7 +61,7 @@ public class ComputeDeviceTests
         var output = Path.Combine(Path.GetTempPath(), "zcode-cuda-" + Guid.NewGuid().ToString("N"));
         var (code, _, err) = CliRunner.Run("train", "--set", "train.device=cuda", "--output", output);
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(err.Trim(), Is.EqualTo("train.device: cuda: CUDA is not available in this build/machine; set train.device: cpu or auto"));
+        Assert.That(err.Trim(), Is.EqualTo("--set train.device=cuda: train.device: cuda: CUDA is not available in this build/machine; set train.device: cpu or auto"));
         Assert.That(Directory.Exists(output), Is.False);
     }
 

@@ -7,9 +7,9 @@ namespace ZCode.Data.Shards;
 public sealed record PlannedCorpus(string Key, string Section, string Src, string Tgt, int SrcFile, int TgtFile);
 
 /// <summary>
-/// The corpora of a configuration, checked (languages known and listed in data.languages, paths given) and with
-/// their files de-duplicated: a file used by several corpora (English in every English-centric pair, a target
-/// side reused as monolingual text) is tokenized once.
+/// The corpora of a configuration with canonical languages and their files de-duplicated: a file used by several
+/// corpora (English in every English-centric pair, a target side reused as monolingual text) is tokenized once. The
+/// config validator (ConfigValidator.ValidateRun) has checked paths and languages; a violation here is a bug.
 /// </summary>
 public sealed class DataPlan
 {
@@ -20,22 +20,14 @@ public sealed class DataPlan
     public static DataPlan Build(ZCodeConfig config)
     {
         var data = config.Data;
-        if (string.IsNullOrWhiteSpace(data.SpmModel))
-            throw new UserInputException("data.spm_model is empty: give the path of a SentencePiece model");
-        if (string.IsNullOrWhiteSpace(data.ShardDir))
-            throw new UserInputException("data.shard_dir is empty: give the folder for 'zcode data prepare' output");
-        var spm = config.ResolvePath(data.SpmModel);
-        if (!System.IO.File.Exists(spm))
-            throw UserInputException.At(spm, 0, 0,
-                "data.spm_model: SentencePiece model not found (train one with 'zcode vocab train')");
-        var plan = new DataPlan { SpmPath = spm };
-        var allowed = data.Languages.Select((l, i) => Resolve(l, $"data.languages[{i}]")).ToHashSet();
+        if (string.IsNullOrWhiteSpace(data.SpmModel) || string.IsNullOrWhiteSpace(data.ShardDir))
+            throw new InvalidOperationException("data.spm_model and data.shard_dir must be validated before planning");
+        var plan = new DataPlan { SpmPath = config.ResolvePath(data.SpmModel) };
+        var allowed = data.Languages.Select(Resolve).ToHashSet();
         var fileIndex = new Dictionary<string, int>(StringComparer.Ordinal);
-        int File(string path, string key)
+        int File(string path)
         {
-            if (string.IsNullOrWhiteSpace(path)) throw new UserInputException($"{key} is empty: give a text file");
             var full = config.ResolvePath(path);
-            if (!System.IO.File.Exists(full)) throw UserInputException.At(full, 0, 0, $"{key}: file not found");
             if (!fileIndex.TryGetValue(full, out var i))
             {
                 fileIndex[full] = i = plan.Files.Count;
@@ -43,11 +35,11 @@ public sealed class DataPlan
             }
             return i;
         }
-        string Lang(string value, string key)
+        string Lang(string value)
         {
-            var code = Resolve(value, key);
+            var code = Resolve(value);
             if (allowed.Count > 0 && !allowed.Contains(code))
-                throw new UserInputException($"{key}: language {code} is not listed in data.languages; add it there");
+                throw new InvalidOperationException($"language {code} is not in data.languages: the config was not validated");
             return code;
         }
 
@@ -55,26 +47,20 @@ public sealed class DataPlan
             for (var i = 0; i < list.Count; i++)
             {
                 var e = list[i];
-                var key = $"data.{section}[{i}]";
-                var src = Lang(e.Src, $"{key}.src");
-                var tgt = Lang(e.Tgt, $"{key}.tgt");
-                if (src == tgt) throw new UserInputException($"{key}: src and tgt are both {src}; a pair needs two languages");
-                plan.Corpora.Add(new PlannedCorpus(key, section, src, tgt, File(e.SrcPath, $"{key}.src_path"),
-                    File(e.TgtPath, $"{key}.tgt_path")));
+                var (src, tgt) = (Lang(e.Src), Lang(e.Tgt));
+                if (src == tgt) throw new InvalidOperationException($"data.{section}[{i}] pairs {src} with itself: the config was not validated");
+                plan.Corpora.Add(new PlannedCorpus($"data.{section}[{i}]", section, src, tgt, File(e.SrcPath), File(e.TgtPath)));
             }
         for (var i = 0; i < data.Monolingual.Count; i++)
         {
             var e = data.Monolingual[i];
-            var key = $"data.monolingual[{i}]";
-            var lang = Lang(e.Lang, $"{key}.lang");
-            plan.Corpora.Add(new PlannedCorpus(key, "monolingual", lang, lang, File(e.Path, $"{key}.path"), -1));
+            var lang = Lang(e.Lang);
+            plan.Corpora.Add(new PlannedCorpus($"data.monolingual[{i}]", "monolingual", lang, lang, File(e.Path), -1));
         }
         return plan;
     }
 
-    private static string Resolve(string value, string key)
-    {
-        try { return Languages.Resolve(value); }
-        catch (UserInputException e) { throw new UserInputException($"{key}: {e.Message}"); }
-    }
+    private static string Resolve(string value) => Languages.TryResolve(value, out var code)
+        ? code
+        : throw new InvalidOperationException($"language '{value}' is unknown: the config was not validated");
 }

@@ -85,6 +85,12 @@ public sealed class ShardCorpusEntry
     public long SkippedTooLong { get; set; }
     public long SrcTokens { get; set; }
     public long TgtTokens { get; set; }
+
+    /// <summary>The data error of a corpus that kept no line, naming its files and why their lines were skipped.</summary>
+    public string NoUsableLines(ShardIndex index)
+        => $"{Key}: no usable lines in {index.Files[SrcFile].Path}{(TgtFile >= 0 ? " / " + index.Files[TgtFile].Path : "")} " +
+           $"({Lines} lines: {SkippedEmpty} empty, {SkippedTooLong} longer than data.max_len {index.MaxLen}); " +
+           "fix the files or raise data.max_len";
 }
 
 public sealed class SentenceTokenCount
