@@ -98,6 +98,7 @@ public static class ConfigValidator
             check.NotEmpty($"data.monolingual[{i}].path", d.Monolingual[i].Path);
         }
         Corpora("data.valid", d.Valid, check);
+        Corpora("data.test", d.Test, check);
         check.AtLeast("data.max_len", d.MaxLen, 1);
         check.Positive("data.temperature", d.Temperature);
         check.NotEmpty("data.shard_dir", d.ShardDir);
