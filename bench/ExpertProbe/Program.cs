@@ -1,5 +1,6 @@
 // Measures checkpoints for bench/expert-surgery.sh and bench/pruned-decode.sh: token-level validation NLL on the
-// config's data.valid, and greedy decoding time over the first validation sentences.
+// config's data.valid, and greedy decoding time over the first validation sentences. The data comes from the prepared
+// shards (prepared here first when missing or stale, as zcode train does); progress goes to stderr, results to stdout.
 //   ExpertProbe valid-loss CKPT
 //   ExpertProbe decode-time CKPT [CKPT ...] [--sentences N] [--passes P] [--max-len L] [--beam B] [--batch-tokens T]
 // decode-time loads every checkpoint first and then alternates passes between them, so machine noise hits all
@@ -8,7 +9,9 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using TorchSharp;
 using ZCode.Checkpoints;
+using ZCode.Config;
 using ZCode.Data;
+using ZCode.Data.Shards;
 using ZCode.Evaluation;
 using ZCode.Model.Moe;
 
@@ -18,10 +21,15 @@ if (args.Length < 2 || args[0] is not ("valid-loss" or "decode-time"))
     return 2;
 }
 torch.set_num_threads(1);
+
+static DataSource ValidData(ZCodeConfig config) => DataSource.FromShards(config, new StderrProgress(), r =>
+    Console.Error.WriteLine(r.UpToDate ? $"data: shards up to date in {r.IndexPath}"
+                                       : $"data: prepared shards in {r.IndexPath} ({r.Lines} lines, {r.Seconds:F1} s)"));
+
 if (args[0] == "valid-loss")
 {
     var ckpt = CheckpointReader.Load(args[1]);
-    var data = DataSource.Load(ckpt.Config, ckpt.Config.BaseDirectory);
+    var data = ValidData(ckpt.Config);
     Console.WriteLine(new JsonObject
     {
         ["checkpoint"] = ckpt.Directory, ["experts"] = ckpt.Config.Model.Moe.Experts, ["step"] = ckpt.Step,
@@ -41,7 +49,7 @@ var paths = args.Skip(1).TakeWhile(a => !a.StartsWith("--")).ToList();
 var probes = paths.Select(p =>
 {
     var ckpt = CheckpointReader.Load(p);
-    var data = DataSource.Load(ckpt.Config, ckpt.Config.BaseDirectory);
+    var data = ValidData(ckpt.Config);
     var batches = data.ValidBatches(data.ValidSets[0], batchTokens).ToList();
     return new Probe(ckpt, data.Tokenizer, batches);
 }).ToArray();
@@ -116,4 +124,17 @@ sealed class Probe(LoadedCheckpoint ckpt, ZCode.Text.SpmTokenizer tok, List<Batc
     public double Best = double.MaxValue, MoeSeconds, TouchedPerCall;
     public long Tokens;
     public int Done;
+}
+
+/// <summary>data prepare's progress on stderr, a line every 5 s (stdout carries the JSON results).</summary>
+sealed class StderrProgress : IProgress<PrepareProgress>
+{
+    private double _last = double.NegativeInfinity;
+
+    public void Report(PrepareProgress p)
+    {
+        if (p.Seconds - _last < 5) return;
+        Console.Error.WriteLine($"prepare {p.Describe()}");
+        _last = p.Seconds;
+    }
 }

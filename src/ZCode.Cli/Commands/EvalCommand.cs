@@ -3,13 +3,15 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ZCode.Cli.Ui;
+using ZCode.Data.Shards;
 using ZCode.Evaluation;
 using ZCode.Evaluation.Metrics;
 
 namespace ZCode.Cli.Commands;
 
-/// <summary>`zcode eval --task mt`: translate every requested direction of the config's data.valid, score it with
-/// sacreBLEU-compatible BLEU and chrF, print a table, write hypotheses and JSON.</summary>
+/// <summary>`zcode eval --task mt`: translate every requested direction of the config's data.valid (or data.test),
+/// read from the prepared shards, score it with sacreBLEU-compatible BLEU and chrF, print a table, write hypotheses
+/// and JSON.</summary>
 internal static class EvalCommand
 {
     public static Command Create()
@@ -17,7 +19,7 @@ internal static class EvalCommand
         var task = new Option<string>("--task") { Description = "evaluation task", Required = true };
         task.AcceptOnlyFromAmong("mt");
         var checkpoint = CheckpointSession.Option();
-        var split = new Option<string>("--split") { Description = "data split of the checkpoint's config", DefaultValueFactory = _ => "valid" };
+        var split = new Option<string>("--split") { Description = "data split of the checkpoint's config: valid (data.valid) | test (data.test)", DefaultValueFactory = _ => "valid" };
         split.AcceptOnlyFromAmong([.. MtEvaluation.Splits]);
         var pairs = new Option<string?>("--pairs") { Description = "directions to evaluate, e.g. en-de,de-en (default: all)" };
         var beam = CheckpointSession.BeamOption();
@@ -29,7 +31,7 @@ internal static class EvalCommand
         tokenize.AcceptOnlyFromAmong([.. SacreTokenizers.Names]);
         var json = new Option<string?>("--json") { Description = "scores JSON file (default: OUTPUT_DIR/scores.json)", HelpName = "FILE" };
         var outputDir = new Option<string?>("--output-dir") { Description = "hypotheses folder (default: runs/eval-<timestamp>)", HelpName = "DIR" };
-        var cmd = new Command("eval", "Translate and score the validation directions of a checkpoint (BLEU, chrF as sacreBLEU)")
+        var cmd = new Command("eval", "Translate and score the validation (or test) directions of a checkpoint (BLEU, chrF as sacreBLEU)")
         {
             task, checkpoint, split, pairs, beam, batchSize, threads, device, dtype, tokenize, json, outputDir,
         };
@@ -48,15 +50,17 @@ internal static class EvalCommand
             Directory.CreateDirectory(dir);
             var jsonPath = parse.GetValue(json) ?? Path.Combine(dir, "scores.json");
             var translator = new Translator(session.Checkpoint.Model, session.Tokenizer, options, parse.GetValue(batchSize));
+            // Progress goes to stderr, as the per-direction lines do: stdout keeps only the table.
+            PrepareResult prepared = PrepareProgressPrinter.Prepare(cfg, parse.InvocationConfiguration.Error);
 
             var results = new List<DirectionResult>();
             using (var progress = new EvalProgress(parse.InvocationConfiguration.Error))
             {
                 foreach (var d in directions)
                 {
-                    var (sources, references) = MtEvaluation.ReadLines(d);
-                    progress.Start(d.Name, sources.Count);
-                    var r = MtEvaluation.Evaluate(d, sources, references, s => translator.Translate(s, d.Tgt, progress.Advance), scoring);
+                    var inputs = MtEvaluation.ReadInputs(prepared, d, session.Tokenizer);
+                    progress.Start(d.Name, inputs.Sources.Count);
+                    var r = MtEvaluation.Evaluate(d, inputs.Sources, inputs.References, s => translator.Translate(s, progress.Advance), scoring);
                     File.WriteAllLines(HypothesisPath(dir, splitName, d), r.Hypotheses);
                     progress.Finish(d.Name, $"BLEU {PyText.Fixed(r.Scores.Bleu!.Score, 2)}  chrF {PyText.Fixed(r.Scores.Chrf!.Score, 2)}  " +
                                             $"{r.Sentences} sentences  {r.TokensPerSecond:F0} tok/s");

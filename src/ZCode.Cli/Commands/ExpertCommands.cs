@@ -1,5 +1,6 @@
 using System.CommandLine;
 using ZCode.Checkpoints;
+using ZCode.Cli.Ui;
 using ZCode.Data;
 using ZCode.Text;
 
@@ -44,7 +45,7 @@ internal static class ExpertCommands
             int n = parse.GetValue(keep);
             if (n < 1 || n > loaded.Config.Model.Moe.Experts)
                 throw new UserInputException($"--keep: must be between 1 and the checkpoint's {loaded.Config.Model.Moe.Experts} experts, got {n}");
-            var source = DataSource.Load(loaded.Config, loaded.Config.BaseDirectory);
+            var source = DataSource.FromPrepared(loaded.Config, PrepareProgressPrinter.Prepare(loaded.Config, stdout));
             var sets = source.ValidSets.ToList();
             var wanted = parse.GetValue(langs);
             if (!string.IsNullOrWhiteSpace(wanted))

@@ -1,4 +1,5 @@
 using Spectre.Console;
+using ZCode.Config;
 using ZCode.Data.Shards;
 
 namespace ZCode.Cli.Ui;
@@ -15,8 +16,7 @@ internal sealed class PrepareProgressPrinter(TextWriter output) : IProgress<Prep
 
     public void Report(PrepareProgress p)
     {
-        var line = $"{Path.GetFileName(p.File)} ({p.FileIndex + 1}/{p.FileCount}): {p.Lines:N0} lines, " +
-                   $"{p.Bytes / 1048576.0:F1}/{p.TotalBytes / 1048576.0:F1} MiB, {p.LinesPerSecond:N0} lines/s";
+        var line = p.Describe();
         if (_interactive)
         {
             AnsiConsole.Write(new Spectre.Console.Text("\r" + line.PadRight(Math.Max(0, Console.WindowWidth - 1))));
@@ -34,5 +34,21 @@ internal sealed class PrepareProgressPrinter(TextWriter output) : IProgress<Prep
     {
         if (_wroteInPlace) AnsiConsole.WriteLine();
         _wroteInPlace = false;
+    }
+
+    /// <summary>
+    /// Prepares the shards of <paramref name="config"/> when missing or stale, with this progress on
+    /// <paramref name="output"/>, then says which it was in the words <c>zcode train</c> logs.
+    /// </summary>
+    public static PrepareResult Prepare(ZCodeConfig config, TextWriter output)
+    {
+        var printer = new PrepareProgressPrinter(output);
+        PrepareResult result;
+        try { result = DataPreparer.Prepare(config, printer); }
+        finally { printer.Finish(); }
+        output.WriteLine($"[{DateTime.Now:HH:mm:ss} INF] " + (result.UpToDate
+            ? $"data: shards up to date in {result.IndexPath}"
+            : $"data: prepared shards in {result.IndexPath} ({result.Lines} lines, {result.Seconds:F1} s)"));
+        return result;
     }
 }

@@ -102,6 +102,7 @@ public static partial class ConfigValidator
             check.NotEmpty($"data.monolingual[{i}].path", d.Monolingual[i].Path);
         }
         Corpora("data.valid", d.Valid, check);
+        Corpora("data.test", d.Test, check);
         check.AtLeast("data.max_len", d.MaxLen, 3); // a language tag, one token and EOS
         check.Positive("data.temperature", d.Temperature);
         check.AnyValue("data.shard_dir");

@@ -92,6 +92,8 @@ public sealed class DataConfig
     public List<MonolingualCorpusConfig> Monolingual { get; set; } = new();
     /// <summary>Held-out parallel data for validation/eval.</summary>
     public List<ParallelCorpusConfig> Valid { get; set; } = new();
+    /// <summary>Held-out parallel data for <c>zcode eval --split test</c>: prepared into shards like valid, never trained on.</summary>
+    public List<ParallelCorpusConfig> Test { get; set; } = new();
     public int MaxLen { get; set; } = 128;
     public double Temperature { get; set; } = 5.0;
     /// <summary>Output folder of `zcode data prepare`, relative like <see cref="SpmModel"/>. No default.</summary>

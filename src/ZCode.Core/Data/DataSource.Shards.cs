@@ -24,11 +24,14 @@ public sealed partial class DataSource
         ArgumentNullException.ThrowIfNull(config);
         var preparation = DataPreparer.Prepare(config, progress);
         prepared?.Invoke(preparation);
-        return FromIndex(config, preparation, dataParallel);
+        return FromPrepared(config, preparation, dataParallel);
     }
 
-    private static DataSource FromIndex(ZCodeConfig config, PrepareResult prepared, int dataParallel)
+    /// <summary>As <see cref="FromShards"/>, over shards that <see cref="DataPreparer.Prepare"/> has just prepared (or
+    /// found up to date) for <paramref name="config"/>.</summary>
+    public static DataSource FromPrepared(ZCodeConfig config, PrepareResult prepared, int dataParallel = 1)
     {
+        ArgumentNullException.ThrowIfNull(prepared);
         var index = prepared.Index;
         var shardDir = Path.GetDirectoryName(prepared.IndexPath)!;
         var tokenizer = SpmTokenizer.Load(index.SpmModel);
@@ -81,6 +84,8 @@ public sealed partial class DataSource
                 set.Add(shards[c.SrcFile], keep);
                 continue;
             }
+            // Held out for `zcode eval --split test`, which reads whole files: never trained or validated on.
+            if (c.Section == "test") continue;
             // Data content, found only now when the shards were prepared just before (else the validator reported it).
             if (keep.Length == 0 && c.Section == "parallel")
                 throw new UserInputException(c.NoUsableLines(index));

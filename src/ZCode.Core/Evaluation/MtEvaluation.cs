@@ -1,13 +1,18 @@
 using ZCode.Config;
+using ZCode.Data;
+using ZCode.Data.Shards;
 using ZCode.Text;
 
 namespace ZCode.Evaluation;
 
-/// <summary>One translation direction of an evaluation split: raw text files, read whole (no line is skipped).</summary>
+/// <summary>One translation direction of an evaluation split: its text files, read whole (no line is skipped).</summary>
 public sealed record EvalDirection(string Src, string Tgt, string SrcPath, string TgtPath)
 {
     public string Name => $"{Src}-{Tgt}";
 }
+
+/// <summary>Every line of a direction, in file order: model-ready source ids and the reference text.</summary>
+public sealed record EvalInputs(IReadOnlyList<int[]> Sources, IReadOnlyList<string> References);
 
 /// <summary>The result of one direction: scores, counts, speed and the detokenized hypotheses.</summary>
 public sealed record DirectionResult(EvalDirection Direction, CorpusScores Scores, int Sentences, long Tokens,
@@ -19,8 +24,8 @@ public sealed record DirectionResult(EvalDirection Direction, CorpusScores Score
 /// <summary>Finds the evaluation directions of a config and scores a direction's translations.</summary>
 public static class MtEvaluation
 {
-    /// <summary>Splits that configs can name (there is no data.test list yet).</summary>
-    public static readonly IReadOnlyList<string> Splits = ["valid"];
+    /// <summary>Splits that configs can name: <c>data.valid</c> and <c>data.test</c>.</summary>
+    public static readonly IReadOnlyList<string> Splits = ["valid", "test"];
 
     /// <summary>
     /// Directions of <c>data.&lt;split&gt;</c> in config order (each entry, then its reverse when
@@ -28,18 +33,27 @@ public static class MtEvaluation
     /// </summary>
     public static List<EvalDirection> Directions(ZCodeConfig config, string split, string? pairs)
     {
-        if (split != "valid")
-            throw new UserInputException($"--split {split}: the config has no data.{split} section; available: {string.Join(", ", Splits)}");
-        var all = new List<EvalDirection>();
-        for (int i = 0; i < config.Data.Valid.Count; i++)
+        var entries = split switch
         {
-            var e = config.Data.Valid[i];
-            string src = Resolve(e.Src, $"data.valid[{i}].src"), tgt = Resolve(e.Tgt, $"data.valid[{i}].tgt");
+            "valid" => config.Data.Valid,
+            "test" => config.Data.Test,
+            _ => throw new UserInputException($"--split {split}: must be one of {string.Join(", ", Splits)}"),
+        };
+        if (entries.Count == 0)
+            throw new UserInputException(split == "test"
+                ? "--split test: the checkpoint's config has no data.test entries; add test corpora under data.test " +
+                  "({src, tgt, src_path, tgt_path}, like data.valid) to the training config, or to the config stored in " +
+                  "the checkpoint's manifest.json"
+                : $"data.{split} is empty: nothing to evaluate");
+        var all = new List<EvalDirection>();
+        for (int i = 0; i < entries.Count; i++)
+        {
+            var e = entries[i];
+            string src = Resolve(e.Src, $"data.{split}[{i}].src"), tgt = Resolve(e.Tgt, $"data.{split}[{i}].tgt");
             string srcPath = config.ResolvePath(e.SrcPath), tgtPath = config.ResolvePath(e.TgtPath);
             Add(all, new EvalDirection(src, tgt, srcPath, tgtPath));
             if (config.Data.BothDirections) Add(all, new EvalDirection(tgt, src, tgtPath, srcPath));
         }
-        if (all.Count == 0) throw new UserInputException("data.valid is empty: nothing to evaluate");
         if (string.IsNullOrWhiteSpace(pairs)) return all;
 
         var chosen = new List<EvalDirection>();
@@ -67,19 +81,30 @@ public static class MtEvaluation
         catch (UserInputException e) { throw new UserInputException($"{key}: {e.Message}"); }
     }
 
-    /// <summary>Source and reference lines of a direction; their counts must agree.</summary>
-    public static (List<string> Sources, List<string> References) ReadLines(EvalDirection d)
+    /// <summary>
+    /// The inputs of <paramref name="direction"/> from shards <paramref name="prepared"/> for the config it came from:
+    /// source ids from the shard of the source file, which holds every line (the keep lists that drop empty and
+    /// over-long lines only filter training), and the references as the target file's text (BLEU and chrF score the
+    /// original text, not decoded pieces), read with the line reader <c>data prepare</c> uses so line i is the same
+    /// line in both.
+    /// </summary>
+    public static EvalInputs ReadInputs(PrepareResult prepared, EvalDirection direction, SpmTokenizer tokenizer)
     {
-        var sources = TextLines.Read(d.SrcPath);
-        var references = TextLines.Read(d.TgtPath);
-        if (sources.Count != references.Count)
-            throw new UserInputException($"{d.SrcPath} has {sources.Count} lines but {d.TgtPath} has {references.Count}: parallel files must be aligned");
-        return (sources, references);
+        var references = Utf8LineReader.ReadLines(direction.TgtPath).ToList();
+        using var shard = prepared.OpenShard(direction.SrcPath);
+        if (shard.Lines != references.Count)
+            throw new UserInputException($"{direction.TgtPath} has {references.Count} lines but the shard of {direction.SrcPath} " +
+                                         $"has {shard.Lines}: a file changed after the shards were prepared; run the command again");
+        int tag = tokenizer.LanguageTagId(direction.Tgt);
+        var sources = new int[references.Count][];
+        for (int i = 0; i < sources.Length; i++)
+            sources[i] = MtExample.Source(shard, i, tag, tokenizer.EosId);
+        return new EvalInputs(sources, references);
     }
 
     /// <summary>Translates a direction with <paramref name="translate"/> and scores the result (the path of <c>zcode eval</c>).</summary>
-    public static DirectionResult Evaluate(EvalDirection direction, IReadOnlyList<string> sources, IReadOnlyList<string> references,
-        Func<IReadOnlyList<string>, (string[] Output, long Tokens, TimeSpan Elapsed)> translate, ScoringOptions scoring)
+    public static DirectionResult Evaluate<TSource>(EvalDirection direction, IReadOnlyList<TSource> sources, IReadOnlyList<string> references,
+        Func<IReadOnlyList<TSource>, (string[] Output, long Tokens, TimeSpan Elapsed)> translate, ScoringOptions scoring)
     {
         var (hyps, tokens, elapsed) = translate(sources);
         var scores = CorpusScorer.Score(hyps, [references], scoring);

@@ -15,6 +15,7 @@ public class ConfigValidatorTests
         config.Data.Languages = ["eng_Latn"];
         config.Data.Parallel = [new ParallelCorpusConfig { Src = "eng_Latn", Tgt = "deu_Latn", SrcPath = "a", TgtPath = "b" }];
         config.Data.Valid = [new ParallelCorpusConfig { Src = "eng_Latn", Tgt = "deu_Latn", SrcPath = "c", TgtPath = "d" }];
+        config.Data.Test = [new ParallelCorpusConfig { Src = "eng_Latn", Tgt = "deu_Latn", SrcPath = "e", TgtPath = "f" }];
         config.Data.Monolingual = [new MonolingualCorpusConfig { Lang = "eng_Latn", Path = "m" }];
         var map = new SourceMap(new ConfigSource("test", HasPositions: false));
         var checkedPaths = ConfigValidator.Validate(config, map).CheckedPaths;
@@ -50,6 +51,7 @@ public class ConfigValidatorTests
     [TestCase("eval.max_len_a=0", "eval.max_len_b=0", "eval.max_len_b: must be at least 1 when eval.max_len_a is 0 (output length = max_len_a * source length + max_len_b)")]
     [TestCase("data.languages=[eng_Latn, deu_Latn, eng_Latn]", null, "data.languages[2]: language 'eng_Latn' is listed twice")]
     [TestCase("data.parallel=[{src: eng_Latn, tgt: eng_Latn, src_path: a, tgt_path: b}]", null, "data.parallel[0].tgt: must differ from data.parallel[0].src ('eng_Latn')")]
+    [TestCase("data.test=[{src: eng_Latn, tgt: deu_Latn, src_path: a, tgt_path: ''}]", null, "data.test[0].tgt_path: must not be empty")]
     [TestCase("train.tokens_per_batch=100", null, "train.tokens_per_batch: must be at least data.max_len (128) so the longest sentence fits a batch, got 100")]
     public void CrossFieldRules(string set1, string? set2, string expected)
     {

@@ -1,11 +1,22 @@
 using System.Text;
+using ZCode.Config;
 using ZCode.Data;
+using ZCode.Data.Shards;
 
 namespace ZCode.Tests.Data;
 
+/// <summary>Reading text and configured corpora: the line reader, and corpora as data prepare shards them.</summary>
 public class CorpusTests
 {
     private static ZCode.Text.SpmTokenizer Tok => DataTestPaths.Tokenizer;
+
+    /// <summary>A config in <paramref name="dir"/> over the sample SentencePiece model, shards in dir/shards.</summary>
+    private static ZCodeConfig Config(string dir, string dataYaml)
+        => ConfigLoader.LoadText($"data:\n  spm_model: {DataTestPaths.SpmModel}\n  shard_dir: shards\n{dataYaml}",
+            Path.Combine(dir, "c.yaml"), baseDirectory: dir);
+
+    private static string Pair(string section, string src, string tgt)
+        => $"  {section}:\n    - {{src: en, tgt: de, src_path: {src}, tgt_path: {tgt}}}\n";
 
     [Test]
     public void LineReaderHandlesBomCrLfAndMissingFinalNewline()
@@ -49,24 +60,23 @@ public class CorpusTests
     }
 
     [Test]
-    public void LineCountMismatchNamesBothFilesAndCounts()
+    public void LineCountMismatchNamesBothFilesAndCounts([Values("parallel", "valid", "test")] string section)
     {
         using var tmp = DataTestPaths.NewTempDir();
-        var src = tmp.Write("train.en", "one\ntwo\nthree\n");
-        var tgt = tmp.Write("train.de", "eins\nzwei\n");
-        var e = Assert.Throws<UserInputException>(() =>
-            ParallelCorpus.Load(src, tgt, "en", "de", Tok, 128, tmp.Path))!;
-        Assert.That(e.Message, Does.Contain(src).And.Contain(tgt));
+        var src = tmp.Write("x.en", "one\ntwo\nthree\n");
+        var tgt = tmp.Write("x.de", "eins\nzwei\n");
+        var e = Assert.Throws<UserInputException>(() => DataPreparer.Prepare(Config(tmp.Path, Pair(section, src, tgt))))!;
+        Assert.That(e.Message, Does.StartWith($"{src}:3:1: data.{section}[0]: parallel files must have the same number of lines"));
         Assert.That(e.Message, Does.Contain($"{src} has 3").And.Contain($"{tgt} has 2"));
     }
 
     [Test]
-    public void InvalidUtf8InACorpusNamesFileAndLine()
+    public void InvalidUtf8InACorpusNamesFileAndLine([Values("parallel", "valid", "test")] string section)
     {
         using var tmp = DataTestPaths.NewTempDir();
         var src = tmp.Write("s.txt", "one\ntwo\n");
         var tgt = tmp.WriteBytes("t.txt", Encoding.UTF8.GetBytes("eins\n").Concat(new byte[] { 0xFF, 0x0A }).ToArray());
-        var e = Assert.Throws<UserInputException>(() => ParallelCorpus.Load(src, tgt, "en", "de", Tok, 128, tmp.Path))!;
+        var e = Assert.Throws<UserInputException>(() => DataPreparer.Prepare(Config(tmp.Path, Pair(section, src, tgt))))!;
         Assert.That(e.Message, Does.StartWith($"{tgt}:2:1: invalid UTF-8"));
     }
 
@@ -75,20 +85,24 @@ public class CorpusTests
     {
         using var tmp = DataTestPaths.NewTempDir();
         var longSentence = string.Join(' ', Enumerable.Repeat("international", 30)); // far more than 20 tokens
-        var src = tmp.Write("s.txt", $"Hello world.\n\n   \nGood morning.\n{longSentence}\nThank you.\nshort\n");
-        var tgt = tmp.Write("t.txt", $"Hallo Welt.\nleer\n\t\nGuten Morgen.\nlang\nDanke.\n{longSentence}\n");
-        var c = ParallelCorpus.Load("s.txt", "t.txt", "eng_Latn", "de", Tok, 20, tmp.Path);
-        Assert.That(c.LinesRead, Is.EqualTo(7));
-        Assert.That(c.SkippedEmpty, Is.EqualTo(2));
-        Assert.That(c.SkippedTooLong, Is.EqualTo(2));
-        Assert.That(c.Count, Is.EqualTo(3));
-        Assert.That((c.SrcLang, c.TgtLang), Is.EqualTo(("eng_Latn", "deu_Latn")));
-        Assert.That(Tok.Decode(c.Source(0)), Is.EqualTo("Hello world."));
-        Assert.That(Tok.Decode(c.Target(2)), Is.EqualTo("Danke."));
-        for (var i = 0; i < c.Count; i++)
+        tmp.Write("s.txt", $"Hello world.\n\n   \nGood morning.\n{longSentence}\nThank you.\nshort\n");
+        tmp.Write("t.txt", $"Hallo Welt.\nleer\n\t\nGuten Morgen.\nlang\nDanke.\n{longSentence}\n");
+        var cfg = Config(tmp.Path, "  max_len: 20\n  both_directions: false\n" + Pair("parallel", "s.txt", "t.txt") + Pair("valid", "s.txt", "t.txt"));
+        var data = DataSource.FromShards(cfg);
+        foreach (var c in data.Corpora)
+            Assert.That((c.Lines, c.SkippedEmpty, c.SkippedTooLong, c.Kept), Is.EqualTo((7L, 2L, 2L, 3)), c.Key);
+        foreach (var set in new[] { data.TrainSets.Single(), data.ValidSets.Single() })
         {
-            Assert.That(c.Source(i).Length + 2, Is.LessThanOrEqualTo(20));
-            Assert.That(c.Target(i).Length + 2, Is.LessThanOrEqualTo(20));
+            Assert.That(set.Count, Is.EqualTo(3), set.Name);
+            Assert.That((set.SrcLang, set.TgtLang), Is.EqualTo(("eng_Latn", "deu_Latn")));
+            Assert.That(Tok.Decode(set.Get(0).Source[1..^1]), Is.EqualTo("Hello world."));
+            Assert.That(Tok.Decode(set.Get(1).Target[..^1]), Is.EqualTo("Guten Morgen."));
+            Assert.That(Tok.Decode(set.Get(2).Target[..^1]), Is.EqualTo("Danke."));
+            for (var i = 0; i < set.Count; i++)
+            {
+                Assert.That(set.SourceLength(i), Is.LessThanOrEqualTo(20));
+                Assert.That(set.TargetLength(i) + 1, Is.LessThanOrEqualTo(20), "room for the tag when reversed");
+            }
         }
     }
 
@@ -98,26 +112,26 @@ public class CorpusTests
         using var tmp = DataTestPaths.NewTempDir();
         tmp.Write(Path.Combine("corpora", "a.en"), "Yes.\n");
         tmp.Write(Path.Combine("corpora", "a.fr"), "Oui.\n");
-        var c = ParallelCorpus.Load("corpora/a.en", "corpora/a.fr", "en", "fr", Tok, 128, tmp.Path);
-        Assert.That(c.SrcPath, Is.EqualTo(Path.Combine(tmp.Path, "corpora", "a.en")));
-        Assert.That(c.Count, Is.EqualTo(1));
-        var e = Assert.Throws<UserInputException>(() =>
-            ParallelCorpus.Load("corpora/missing.en", "corpora/a.fr", "en", "fr", Tok, 128, tmp.Path))!;
+        var index = DataPreparer.Prepare(Config(tmp.Path, "  parallel:\n    - {src: en, tgt: fr, src_path: corpora/a.en, tgt_path: corpora/a.fr}\n")).Index;
+        Assert.That(index.Files.Select(f => f.Path),
+            Is.EqualTo(new[] { Path.Combine(tmp.Path, "corpora", "a.en"), Path.Combine(tmp.Path, "corpora", "a.fr") }));
+        Assert.That(index.Corpora.Single().Kept, Is.EqualTo(1));
+        Assert.That(File.Exists(Path.Combine(tmp.Path, "shards", ShardIndex.FileName)), "data.shard_dir resolves there too");
+        // The validator, which every command runs before it prepares, resolves them the same way.
+        var e = Assert.Throws<UserInputException>(() => ConfigValidator.ValidateRun(
+            Config(tmp.Path, "  parallel:\n    - {src: en, tgt: fr, src_path: corpora/missing.en, tgt_path: corpora/a.fr}\n"), RunChecks.Data))!;
         Assert.That(e.Message, Does.Contain(Path.Combine(tmp.Path, "corpora", "missing.en")));
     }
 
     [Test]
-    public void DirectionBuildsTaggedExamplesBothWays()
+    public void DirectionsAreTaggedBothWays()
     {
         using var tmp = DataTestPaths.NewTempDir();
         var src = tmp.Write("s.txt", "Hello world.\nGood morning.\n");
         var tgt = tmp.Write("t.txt", "Hallo Welt.\nGuten Morgen.\n");
-        var c = ParallelCorpus.Load(src, tgt, "en", "de", Tok, 128, tmp.Path);
-        var forward = new MtDirection("eng_Latn", "deu_Latn", Tok.LanguageTagId("de"), Tok.EosId);
-        forward.Add(c, reversed: false);
-        var backward = new MtDirection("deu_Latn", "eng_Latn", Tok.LanguageTagId("en"), Tok.EosId);
-        backward.Add(c, reversed: true);
-        Assert.Throws<ArgumentException>(() => backward.Add(c, reversed: false));
+        var data = DataSource.FromShards(Config(tmp.Path, Pair("parallel", src, tgt)));
+        Assert.That(data.TrainSets.Select(s => s.Name), Is.EqualTo(new[] { "mt:eng_Latn-deu_Latn", "mt:deu_Latn-eng_Latn" }));
+        var (forward, backward) = (data.TrainSets[0], data.TrainSets[1]);
 
         var f = forward.Get(1);
         Assert.That(f.Source[0], Is.EqualTo(Tok.TokenToId("<2deu_Latn>")));
@@ -133,6 +147,6 @@ public class CorpusTests
         Assert.That(b.Source[0], Is.EqualTo(Tok.TokenToId("<2eng_Latn>")));
         Assert.That(Tok.Decode(b.Source[1..^1]), Is.EqualTo("Hallo Welt."));
         Assert.That(Tok.Decode(b.Target[..^1]), Is.EqualTo("Hello world."));
-        Assert.That(backward.Name, Is.EqualTo("mt:deu_Latn-eng_Latn"));
+        Assert.That(backward.SourceLength(0), Is.EqualTo(b.Source.Length));
     }
 }

@@ -67,6 +67,39 @@ public class ShardPrepareTests
     }
 
     [Test]
+    public void TestCorporaArePreparedLikeValidButNeverTrainedOn()
+    {
+        using var tmp = DataTestPaths.NewTempDir();
+        var en = tmp.Write("en.txt", string.Join('\n', File.ReadLines(Sample("eng_Latn")).Take(30)) + "\n");
+        var de = tmp.Write("de.txt", string.Join('\n', File.ReadLines(Sample("deu_Latn")).Take(30)) + "\n");
+        var ten = tmp.Write("test.en", "Hello.\n\nGood morning.\n");
+        var tde = tmp.Write("test.de", "Hallo.\nLeer.\nGuten Morgen.\n");
+        var baseYaml = $"  parallel:\n    - {{src: en, tgt: de, src_path: {en}, tgt_path: {de}}}\n" +
+                       $"  valid:\n    - {{src: en, tgt: de, src_path: {en}, tgt_path: {de}}}\n";
+        var withTest = Config(tmp.Path, baseYaml + $"  test:\n    - {{src: en, tgt: de, src_path: {ten}, tgt_path: {tde}}}\n");
+
+        var without = DataPreparer.Prepare(Config(tmp.Path, baseYaml));
+        var plain = DataSource.FromPrepared(Config(tmp.Path, baseYaml), without);
+        // Read before the shards are rewritten under the mapping.
+        var (trainSets, validSets) = (plain.TrainSets.Select(s => (s.Name, s.Count)).ToList(), plain.ValidSets.Select(s => (s.Name, s.Count)).ToList());
+        Assert.That(DataPreparer.IsUpToDate(withTest), Is.False, "data.test is part of the fingerprint");
+        var prepared = DataPreparer.Prepare(withTest);
+        Assert.That(prepared.UpToDate, Is.False);
+        var test = prepared.Index.Corpora.Single(c => c.Section == "test");
+        Assert.That((test.Key, test.Lines, test.Kept, test.SkippedEmpty), Is.EqualTo(("data.test[0]", 3L, 2L, 1L)));
+        Assert.That(prepared.Index.ByLanguage["eng_Latn"].Sentences, Is.EqualTo(without.Index.ByLanguage["eng_Latn"].Sentences),
+            "the per-language training counts leave test out");
+        var data = DataSource.FromPrepared(withTest, prepared);
+        Assert.That(data.TrainSets.Select(s => (s.Name, s.Count)), Is.EqualTo(trainSets));
+        Assert.That(data.ValidSets.Select(s => (s.Name, s.Count)), Is.EqualTo(validSets));
+
+        // An empty data.test is the config without it: the shards of such a config stay up to date.
+        var emptyTest = Config(tmp.Path, baseYaml + "  test: []\n");
+        Assert.That(DataPreparer.Prepare(emptyTest).Index.Fingerprint, Is.EqualTo(without.Index.Fingerprint));
+        Assert.That(DataPreparer.IsUpToDate(Config(tmp.Path, baseYaml)), Is.True);
+    }
+
+    [Test]
     public void EmptyAndTooLongLinesAreSkippedAndCounted_GzipIsRead()
     {
         using var tmp = DataTestPaths.NewTempDir();

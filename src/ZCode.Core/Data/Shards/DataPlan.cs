@@ -43,7 +43,7 @@ public sealed class DataPlan
             return code;
         }
 
-        foreach (var (list, section) in new[] { (data.Parallel, "parallel"), (data.Valid, "valid") })
+        foreach (var (list, section) in new[] { (data.Parallel, "parallel"), (data.Valid, "valid"), (data.Test, "test") })
             for (var i = 0; i < list.Count; i++)
             {
                 var e = list[i];

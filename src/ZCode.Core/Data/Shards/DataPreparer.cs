@@ -13,13 +13,27 @@ public readonly record struct PrepareProgress(string File, int FileIndex, int Fi
     long TotalBytes, double Seconds)
 {
     public double LinesPerSecond => Lines / Math.Max(1e-9, Seconds);
+
+    /// <summary>One progress line: file, lines, MiB read of the total, speed.</summary>
+    public string Describe() => $"{Path.GetFileName(File)} ({FileIndex + 1}/{FileCount}): {Lines:N0} lines, " +
+                                $"{Bytes / 1048576.0:F1}/{TotalBytes / 1048576.0:F1} MiB, {LinesPerSecond:N0} lines/s";
 }
 
 /// <summary>Outcome of <see cref="DataPreparer.Prepare"/>.</summary>
-public sealed record PrepareResult(bool UpToDate, string IndexPath, ShardIndex Index, long Lines, long Bytes, double Seconds);
+public sealed record PrepareResult(bool UpToDate, string IndexPath, ShardIndex Index, long Lines, long Bytes, double Seconds)
+{
+    /// <summary>The shard of input text file <paramref name="path"/> (full path, as the index lists it): every line of
+    /// the file in order, whatever the corpus filters kept.</summary>
+    public TokenShard OpenShard(string path)
+    {
+        var file = Index.Files.FirstOrDefault(f => f.Path == path)
+                   ?? throw new ArgumentException($"{path} is not an input of {IndexPath}", nameof(path));
+        return new TokenShard(Path.Combine(Path.GetDirectoryName(IndexPath)!, file.Shard), Index.IdWidth);
+    }
+}
 
 /// <summary>
-/// <c>zcode data prepare</c>: tokenizes every text file the <c>data</c> section names (parallel, valid, monolingual;
+/// <c>zcode data prepare</c>: tokenizes every text file the <c>data</c> section names (parallel, valid, test, monolingual;
 /// plain or .gz) once, in parallel across cores, into memory-mappable shards under <c>data.shard_dir</c>, plus
 /// per-corpus keep lists and <c>index.json</c>. Skips the work when the index's fingerprint (input contents, model,
 /// max_len, corpus list) is unchanged.
@@ -226,7 +240,7 @@ public static class DataPreparer
                     }
                 }
                 index.Corpora.Add(entry);
-                if (p.Section == "valid") continue;
+                if (p.Section is "valid" or "test") continue;
                 Count(index.ByLanguage, p.Src, entry.Kept, entry.SrcTokens);
                 if (tgt is not null)
                 {

@@ -70,7 +70,7 @@ public sealed class ShardCorpusEntry
 {
     /// <summary>Config key, e.g. <c>data.parallel[0]</c>.</summary>
     public string Key { get; set; } = "";
-    /// <summary>parallel | valid | monolingual.</summary>
+    /// <summary>parallel | valid | test | monolingual.</summary>
     public string Section { get; set; } = "";
     public string Src { get; set; } = "";
     /// <summary>Target language (monolingual: the same as <see cref="Src"/>).</summary>

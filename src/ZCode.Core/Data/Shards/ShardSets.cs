@@ -16,7 +16,7 @@ internal static class KeepList
 
 /// <summary>
 /// MT in one direction over memory-mapped shards: parts are (source shard, target shard, kept lines), concatenated.
-/// The example layout is <see cref="MtExample"/>'s, as for the in-memory <see cref="MtDirection"/>.
+/// The example layout is <see cref="MtExample"/>'s.
 /// </summary>
 public sealed class ShardMtSet : IExampleSet
 {
@@ -47,22 +47,20 @@ public sealed class ShardMtSet : IExampleSet
     public Example Get(int index)
     {
         var (src, tgt, line) = Locate(index);
-        var (source, target) = MtExample.Allocate(src.Length(line), tgt.Length(line), _tagId, _eosId);
-        src.CopyTo(line, source.AsSpan(1));
-        tgt.CopyTo(line, target);
-        return new Example(source, target, SrcLang, TgtLang, Task);
+        return new Example(MtExample.Source(src, line, _tagId, _eosId), MtExample.Target(tgt, line, _eosId), SrcLang,
+            TgtLang, Task);
     }
 
     public int SourceLength(int index)
     {
         var (src, _, line) = Locate(index);
-        return src.Length(line) + 2;
+        return MtExample.SourceLength(src.Length(line));
     }
 
     public int TargetLength(int index)
     {
         var (_, tgt, line) = Locate(index);
-        return tgt.Length(line) + 1;
+        return MtExample.TargetLength(tgt.Length(line));
     }
 
     private (TokenShard Src, TokenShard Tgt, long Line) Locate(int index)
