@@ -37,11 +37,13 @@ internal sealed class PrepareProgressPrinter(TextWriter output) : IProgress<Prep
     }
 
     /// <summary>
-    /// Prepares the shards of <paramref name="config"/> when missing or stale, with this progress on
-    /// <paramref name="output"/>, then says which it was in the words <c>zcode train</c> logs.
+    /// Checks the data section (a checkpoint's config may name files that are gone), prepares the shards of
+    /// <paramref name="config"/> when missing or stale, with this progress on <paramref name="output"/>, then says which
+    /// it was in the words <c>zcode train</c> logs.
     /// </summary>
     public static PrepareResult Prepare(ZCodeConfig config, TextWriter output)
     {
+        ConfigValidator.ValidateRun(config, RunChecks.Data);
         var printer = new PrepareProgressPrinter(output);
         PrepareResult result;
         try { result = DataPreparer.Prepare(config, printer); }
