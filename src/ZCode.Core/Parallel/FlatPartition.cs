@@ -127,44 +127,4 @@ public sealed class FlatPartition
             d.copy_(src);
         });
     }
-
-    /// <summary>Writes <paramref name="src"/> into the gradients of flat range [start, start + src.numel()).</summary>
-    public void ScatterGrads(long start, Tensor src)
-    {
-        ForEachPiece(start, src.numel(), (s, inSlot, inRange, n) =>
-        {
-            using var g = s.Param.grad ?? throw new InvalidOperationException($"{s.Name} has no gradient to write into");
-            using var flat = g.view(-1);
-            using var d = flat.narrow(0, inSlot, n);
-            using var piece = src.narrow(0, inRange, n);
-            d.copy_(piece);
-        });
-    }
-
-    /// <summary>Copies parameter values of flat range [start, start + dst.numel()) into <paramref name="dst"/>.</summary>
-    public void GatherParams(long start, Tensor dst)
-    {
-        if (start + dst.numel() > Numel) dst.zero_();
-        using var _ = no_grad();
-        ForEachPiece(start, dst.numel(), (s, inSlot, inRange, n) =>
-        {
-            using var flat = s.Param.detach().view(-1);
-            using var src = flat.narrow(0, inSlot, n);
-            using var d = dst.narrow(0, inRange, n);
-            d.copy_(src);
-        });
-    }
-
-    /// <summary>Writes <paramref name="src"/> into the parameters of flat range [start, start + src.numel()).</summary>
-    public void ScatterParams(long start, Tensor src)
-    {
-        using var _ = no_grad();
-        ForEachPiece(start, src.numel(), (s, inSlot, inRange, n) =>
-        {
-            using var flat = s.Param.detach().view(-1);
-            using var d = flat.narrow(0, inSlot, n);
-            using var piece = src.narrow(0, inRange, n);
-            d.copy_(piece);
-        });
-    }
 }

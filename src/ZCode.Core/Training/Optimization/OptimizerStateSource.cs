@@ -34,11 +34,10 @@ public abstract class OptimizerStateSource : IDisposable
         return new PerParameterStateSource(dir, manifest);
     }
 
-    /// <summary>Fills a ZeRO slice: every parameter piece of <paramref name="opt"/>'s slice, expert pieces split at
-    /// expert boundaries; the step count too.</summary>
-    public void FillShard(ShardedAdamW opt)
+    /// <summary>Fills this rank's slice of a flat layout's moments (the whole vector at ZeRO 0): every parameter piece
+    /// of the slice, expert pieces split at expert boundaries.</summary>
+    public void Fill(FlatPartition part, Tensor expAvg, Tensor expAvgSq)
     {
-        var part = opt.Partition;
         part.ForEachPiece(part.ShardStart, part.ShardSize, (slot, inSlot, inRange, n) =>
         {
             long perExpert = slot.Numel / slot.Experts;
@@ -49,12 +48,11 @@ public abstract class OptimizerStateSource : IDisposable
                 long within = at % perExpert;
                 long m = Math.Min(n - done, perExpert - within);
                 int expert = slot.FirstExpert < 0 ? -1 : slot.FirstExpert + local;
-                using (var d = opt.ExpAvg.narrow(0, inRange + done, m)) Read(slot.Name, expert, ExpAvg, slot.FirstExpert < 0 ? at : within, d);
-                using (var d = opt.ExpAvgSq.narrow(0, inRange + done, m)) Read(slot.Name, expert, ExpAvgSq, slot.FirstExpert < 0 ? at : within, d);
+                using (var d = expAvg.narrow(0, inRange + done, m)) Read(slot.Name, expert, ExpAvg, slot.FirstExpert < 0 ? at : within, d);
+                using (var d = expAvgSq.narrow(0, inRange + done, m)) Read(slot.Name, expert, ExpAvgSq, slot.FirstExpert < 0 ? at : within, d);
                 done += m;
             }
         });
-        opt.Step = Step;
     }
 }
 
