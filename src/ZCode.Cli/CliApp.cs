@@ -24,6 +24,7 @@ public static class CliApp
         yield return InspectCommand.Create();
         yield return ExpertCommands.Aggregate();
         yield return ExpertCommands.Prune();
+        yield return AverageCommand.Create();
         yield return DataCommand.Create();
         yield return VocabCommand.Create();
         yield return EvalCommand.Create();

@@ -11,10 +11,11 @@ internal sealed record CheckpointSession(LoadedCheckpoint Checkpoint, SpmTokeniz
     /// <param name="threads">CPU threads; 0 = the config's train.threads, else all cores.</param>
     /// <param name="device">auto | cpu | cuda[:N]; null = the checkpoint config's train.device.</param>
     /// <param name="dtype">fp32 | bf16; null = the checkpoint config's train.dtype.</param>
-    public static CheckpointSession Open(string path, int threads = 0, string? device = null, string? dtype = null)
+    /// <param name="weights">auto | ema | raw (<see cref="CheckpointReader.WeightChoices"/>).</param>
+    public static CheckpointSession Open(string path, int threads = 0, string? device = null, string? dtype = null, string weights = "auto")
     {
         if (threads < 0) throw new UserInputException($"--threads must be >= 0, got {threads}");
-        var ckpt = CheckpointReader.Load(path);
+        var ckpt = CheckpointReader.Load(path, weights);
         var cfg = ckpt.Config;
         torch.set_num_threads(threads > 0 ? threads : cfg.Train.Threads > 0 ? cfg.Train.Threads : Environment.ProcessorCount);
         var tokenizer = SpmTokenizer.Load(cfg.ResolvePath(cfg.Data.SpmModel));
@@ -53,6 +54,18 @@ internal sealed record CheckpointSession(LoadedCheckpoint Checkpoint, SpmTokeniz
     {
         Description = "fp32 | bf16 compute (default: the checkpoint config's train.dtype)", HelpName = "DTYPE",
     };
+
+    /// <summary>--weights: the moving average of the weights, when the checkpoint has one, or the trained weights.</summary>
+    public static System.CommandLine.Option<string> WeightsOption()
+    {
+        var o = new System.CommandLine.Option<string>("--weights")
+        {
+            Description = "auto (the moving average when the checkpoint has one, train.ema_decay) | ema | raw",
+            DefaultValueFactory = _ => "auto",
+        };
+        o.AcceptOnlyFromAmong(CheckpointReader.WeightChoices);
+        return o;
+    }
 
     public static System.CommandLine.Option<int?> BeamOption() => new("--beam") { Description = "beam size (default: the checkpoint config's eval.beam); 1 = greedy" };
 

@@ -35,6 +35,9 @@ internal static class PlotCommand
         double[] x = log.Steps.Select(s => (double)s).ToArray();
         plot.Add.ScatterLine(x, log.Loss.ToArray()).LegendText = "label-smoothed loss";
         if (log.NllLoss.All(double.IsFinite)) plot.Add.ScatterLine(x, log.NllLoss.ToArray()).LegendText = "nll";
+        if (log.Validations.Count > 0)
+            plot.Add.ScatterLine(log.Validations.Select(v => (double)v.Step).ToArray(), log.Validations.Select(v => v.ValidLoss).ToArray())
+                .LegendText = "validation nll";
         plot.Title("Training loss");
         plot.XLabel("step");
         plot.YLabel("nats per target token");

@@ -17,9 +17,10 @@ internal static class TranslateCommand
         var threads = CheckpointSession.ThreadsOption();
         var device = CheckpointSession.DeviceOption();
         var dtype = CheckpointSession.DtypeOption();
+        var weights = CheckpointSession.WeightsOption();
         var cmd = new Command("translate", "Translate stdin to stdout, one sentence per line, with beam search")
         {
-            checkpoint, src, tgt, beam, batchSize, threads, device, dtype,
+            checkpoint, src, tgt, beam, batchSize, threads, device, dtype, weights,
         };
         cmd.SetAction(parse =>
         {
@@ -27,7 +28,7 @@ internal static class TranslateCommand
             Languages.Resolve(parse.GetValue(src)!);
             var target = Languages.Resolve(parse.GetValue(tgt)!);
             var session = CheckpointSession.Open(parse.GetValue(checkpoint)!, parse.GetValue(threads),
-                parse.GetValue(device), parse.GetValue(dtype));
+                parse.GetValue(device), parse.GetValue(dtype), parse.GetValue(weights)!);
             var options = Translator.OptionsFrom(session.Checkpoint.Config.Eval, parse.GetValue(beam));
             options.Validate();
             var translator = new Translator(session.Checkpoint.Model, session.Tokenizer, options, parse.GetValue(batchSize));

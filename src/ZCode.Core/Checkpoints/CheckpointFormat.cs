@@ -10,17 +10,22 @@ namespace ZCode.Checkpoints;
 public sealed record MoeLayerRef(int Index, string Prefix, MoeLayer Layer);
 
 /// <summary>
-/// File and tensor naming of the v1 checkpoint format (DESIGN.md §8). Non-expert tensors (routers included: every
+/// File and tensor naming of the v1 checkpoint format. Non-expert tensors (routers included: every
 /// rank holds the whole router) go to shared.safetensors under their state-dict names. Expert tensors go to one
 /// file per MoE layer, one tensor per expert under its GLOBAL expert id (expert.7.w1), so a loader can take any
 /// subset: that is what lets a different expert-parallel size, aggregation and pruning reuse the files.
-/// Optimizer state mirrors this with .exp_avg / .exp_avg_sq / .step suffixes.
+/// Optimizer state mirrors this with .exp_avg / .exp_avg_sq / .step suffixes, and the moving average of the weights
+/// with the same names in ema-* files.
 /// </summary>
 public static class CheckpointFormat
 {
     public const string Version = "zcode-checkpoint-v1";
     public const string SharedFile = "shared.safetensors";
     public const string OptimizerSharedFile = "optimizer-shared.safetensors";
+    /// <summary>Prefix of the files of a second set of weights with the model's names: the exponential moving average.</summary>
+    public const string EmaPrefix = "ema-";
+    /// <summary>Prefix of the optimizer state's files.</summary>
+    public const string OptimizerPrefix = "optimizer-";
     public static readonly string[] ExpertParams = ["w1", "b1", "w2", "b2"];
     public static readonly string[] OptimizerFields = ["exp_avg", "exp_avg_sq", "step"];
 
@@ -38,10 +43,11 @@ public static class CheckpointFormat
         => count == experts ? OptimizerExpertFile(layer) : $"optimizer-experts-L{layer:D2}{BlockSuffix(first, count)}.safetensors";
 
     /// <summary>Whether <paramref name="file"/> holds experts of MoE layer <paramref name="layer"/> (the whole layer or a
-    /// block; weights, or optimizer state when <paramref name="optimizer"/>).</summary>
-    public static bool IsExpertFileOf(string file, int layer, bool optimizer)
+    /// block) in the file set of <paramref name="prefix"/>: "" for the weights, <see cref="OptimizerPrefix"/>,
+    /// <see cref="EmaPrefix"/>.</summary>
+    public static bool IsExpertFileOf(string file, int layer, string prefix = "")
         => System.Text.RegularExpressions.Regex.IsMatch(file,
-            $@"^{(optimizer ? "optimizer-" : "")}experts-L{layer:D2}(-e\d+-\d+)?\.safetensors$");
+            $@"^{System.Text.RegularExpressions.Regex.Escape(prefix)}experts-L{layer:D2}(-e\d+-\d+)?\.safetensors$");
 
     private static string BlockSuffix(int first, int count) => $"-e{first:D3}-{first + count - 1:D3}";
     public static string ExpertTensor(int globalExpert, string param) => $"expert.{globalExpert}.{param}";

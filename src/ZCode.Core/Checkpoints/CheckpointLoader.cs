@@ -22,12 +22,14 @@ public static class CheckpointLoader
     /// (<see cref="Model.Moe.MoeLayer.FirstExpert"/> onwards: all of them in a single process, the rank's block under
     /// expert parallelism); with it, the selected global ids. A model with fewer experts than stored (pruning) keeps
     /// the router rows of the selected experts (of experts 0..E-1 without a selector).</summary>
-    public static void LoadWeights(string dir, Seq2SeqTransformer model, ExpertSelector? experts = null)
+    /// <param name="prefix">The file set: "" for the trained weights, <see cref="CheckpointFormat.EmaPrefix"/> for their
+    /// moving average.</param>
+    public static void LoadWeights(string dir, Seq2SeqTransformer model, ExpertSelector? experts = null, string prefix = "")
     {
         var layers = CheckpointFormat.MoeLayers(model);
         var files = FileNames(dir);
         var routers = layers.ToDictionary(l => $"{l.Prefix}.router.weight");
-        using (var shared = new SafeTensors.Reader(Path.Combine(dir, CheckpointFormat.SharedFile)))
+        using (var shared = new SafeTensors.Reader(Path.Combine(dir, prefix + CheckpointFormat.SharedFile)))
         {
             foreach (var (name, t) in CheckpointFormat.SharedTensors(model, layers))
             {
@@ -48,7 +50,7 @@ public static class CheckpointLoader
         }
         foreach (var layer in layers)
         {
-            using var stored = ExpertFiles.Open(dir, files, layer.Index);
+            using var stored = ExpertFiles.Open(dir, files, layer.Index, prefix);
             var ids = Ids(layer, experts);
             foreach (var p in CheckpointFormat.ExpertParams)
             {
@@ -67,6 +69,9 @@ public static class CheckpointLoader
         ? Enumerable.Range(layer.Layer.FirstExpert, layer.Layer.LocalExperts).ToList()
         : experts(layer.Index, layer.Layer.LocalExperts);
 
+    /// <summary>Whether checkpoint <paramref name="dir"/> holds the moving average of its weights.</summary>
+    public static bool HasEma(string dir) => FileNames(dir).Contains(CheckpointFormat.EmaPrefix + CheckpointFormat.SharedFile);
+
     /// <summary>Files the manifest lists (a stray file in the directory is never read).</summary>
     private static IReadOnlyList<string> FileNames(string dir)
         => ((JsonObject)CheckpointReader.ReadManifest(dir)["files"]!).Select(kv => kv.Key).ToList();
@@ -79,12 +84,12 @@ public static class CheckpointLoader
         private string dir = "";
         private int layer;
 
-        public static ExpertFiles Open(string dir, IReadOnlyList<string> names, int layer)
+        public static ExpertFiles Open(string dir, IReadOnlyList<string> names, int layer, string prefix)
         {
-            var mine = names.Where(n => CheckpointFormat.IsExpertFileOf(n, layer, optimizer: false)).Order(StringComparer.Ordinal).ToList();
+            var mine = names.Where(n => CheckpointFormat.IsExpertFileOf(n, layer, prefix)).Order(StringComparer.Ordinal).ToList();
             if (mine.Count == 0)
             {
-                var expected = Path.Combine(dir, CheckpointFormat.ExpertFile(layer));
+                var expected = Path.Combine(dir, prefix + CheckpointFormat.ExpertFile(layer));
                 throw new UserInputException($"{expected}: missing; the checkpoint has fewer MoE layers than the model config");
             }
             var files = new ExpertFiles { dir = dir, layer = layer };

@@ -9,7 +9,8 @@ namespace ZCode.Checkpoints;
 public sealed record FileCheck(string Name, long Size, bool Ok, string? Problem);
 
 /// <summary>A checkpoint opened for use: its directory, manifest, the run's config and the model with its weights.</summary>
-public sealed record LoadedCheckpoint(string Directory, JsonObject Manifest, ZCodeConfig Config, Seq2SeqTransformer Model, long Step);
+public sealed record LoadedCheckpoint(string Directory, JsonObject Manifest, ZCodeConfig Config, Seq2SeqTransformer Model, long Step,
+    string Weights = "raw");
 
 /// <summary>
 /// Opens checkpoints written by <see cref="CheckpointStore"/>: resolves `latest` and run directories, verifies every
@@ -106,8 +107,13 @@ public static class CheckpointReader
         return ConfigLoader.LoadText(yaml, Path.Combine(directory, CheckpointStore.ManifestFile), null, baseDir);
     }
 
-    /// <summary>Opens a checkpoint (see <see cref="ResolveDirectory"/>) and returns its model in eval mode.</summary>
-    public static LoadedCheckpoint Load(string path)
+    /// <summary>What <c>--weights</c> can name: the moving average when the checkpoint has one (auto), it (ema), or the
+    /// trained weights (raw).</summary>
+    public static readonly string[] WeightChoices = ["auto", "ema", "raw"];
+
+    /// <summary>Opens a checkpoint (see <see cref="ResolveDirectory"/>) and returns its model in eval mode, with the weights
+    /// <paramref name="weights"/> names (<see cref="WeightChoices"/>).</summary>
+    public static LoadedCheckpoint Load(string path, string weights = "raw")
     {
         var directory = ResolveDirectory(path);
         var manifest = ReadVerifiedManifest(directory);
@@ -117,8 +123,17 @@ public static class CheckpointReader
         if (manifest["format"]?.GetValue<string>() != CheckpointFormat.Version)
             throw new UserInputException($"{Path.Combine(directory, CheckpointStore.ManifestFile)}: format " +
                                          $"'{manifest["format"]}' is not {CheckpointFormat.Version}; this version cannot read it");
-        CheckpointLoader.LoadWeights(directory, model);
+        bool ema = weights switch
+        {
+            "raw" => false,
+            "auto" => CheckpointLoader.HasEma(directory),
+            "ema" => CheckpointLoader.HasEma(directory) ? true
+                : throw new UserInputException($"{directory}: --weights ema, but the checkpoint holds no moving average (train with " +
+                                               "train.ema_decay > 0); use --weights raw"),
+            _ => throw new UserInputException($"--weights: must be one of {string.Join(", ", WeightChoices)}, got '{weights}'"),
+        };
+        CheckpointLoader.LoadWeights(directory, model, prefix: ema ? CheckpointFormat.EmaPrefix : "");
         model.eval();
-        return new LoadedCheckpoint(directory, manifest, config, model, manifest["step"]?.GetValue<long>() ?? 0);
+        return new LoadedCheckpoint(directory, manifest, config, model, manifest["step"]?.GetValue<long>() ?? 0, ema ? "ema" : "raw");
     }
 }

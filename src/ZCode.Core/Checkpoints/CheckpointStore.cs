@@ -50,8 +50,9 @@ public sealed class CheckpointStore
     /// and the manifest (to which step, format, layout and the file list are added). Returns the final directory. With
     /// a <paramref name="group"/> this is collective: every rank writes its part and its own extra files (see
     /// <see cref="CheckpointGroup"/>), the lead the rest.</summary>
+    /// <param name="alsoKeep">Steps whose checkpoints pruning keeps too (the best validated ones).</param>
     public string Save(long step, Seq2SeqTransformer model, JsonObject manifest, CheckpointGroup? group = null,
-        IReadOnlyList<TensorFile>? extraFiles = null)
+        IReadOnlyList<TensorFile>? extraFiles = null, IReadOnlySet<long>? alsoKeep = null)
     {
         bool lead = group?.IsLead ?? true;
         if (lead) Directory.CreateDirectory(root);
@@ -64,7 +65,7 @@ public sealed class CheckpointStore
             WriteDurably(Path.Combine(root, ".latest.tmp"), StepDirName(step) + "\n");
             File.Move(Path.Combine(root, ".latest.tmp"), Path.Combine(root, "latest"), overwrite: true);
             FsyncDirectory(root);
-            Prune();
+            Prune(alsoKeep);
         }
         group?.Comm.Barrier(); // nobody reads `latest` or starts the next save before the lead is done
         return finalDir;
@@ -85,7 +86,8 @@ public sealed class CheckpointStore
         var layers = CheckpointFormat.MoeLayers(model);
         // The per-expert views made for writing die with this scope; the model's own tensors were made outside it.
         using var views = TorchSharp.torch.NewDisposeScope();
-        var jobs = Jobs(model, layers, group).Concat(extraFiles ?? []).ToList();
+        // The model files this process writes (all of them in a single process, its share in a group), then its extras.
+        var jobs = WeightFiles(model, group?.WritesShared ?? true, group?.WritesExperts ?? true).Concat(extraFiles ?? []).ToList();
 
         // Plans first: two ranks writing one file name (a wrong layout) would corrupt it, and a checkpoint missing an
         // expert block could never be loaded; both are refused before anything is written.
@@ -146,7 +148,7 @@ public sealed class CheckpointStore
             manifest["moe_layers"] = new JsonArray(layers.Select(l =>
             {
                 var entry = new JsonObject { ["index"] = l.Index, ["module"] = l.Prefix, ["experts"] = l.Layer.Experts };
-                var names = files.Select(f => f.Key).Where(n => CheckpointFormat.IsExpertFileOf(n, l.Index, optimizer: false))
+                var names = files.Select(f => f.Key).Where(n => CheckpointFormat.IsExpertFileOf(n, l.Index))
                     .Order(StringComparer.Ordinal).ToList();
                 if (names.Count == 1) entry["file"] = names[0];
                 else entry["files"] = new JsonArray(names.Select(n => (JsonNode)n).ToArray());
@@ -174,18 +176,27 @@ public sealed class CheckpointStore
         group?.Comm.Barrier();
     }
 
-    /// <summary>The model files this process writes: all of them in a single process; its share in a group.</summary>
-    private static List<TensorFile> Jobs(Seq2SeqTransformer model, IReadOnlyList<MoeLayerRef> layers, CheckpointGroup? group)
+    /// <summary>
+    /// The weight files of <paramref name="model"/> (the shared one and the experts' by global id): with
+    /// <paramref name="prefix"/> and <paramref name="weights"/> (parameter name to tensor) those of a second set of
+    /// weights with the model's names, e.g. <see cref="CheckpointFormat.EmaPrefix"/> and the moving average; buffers are
+    /// the model's. Views, in the caller's dispose scope.
+    /// </summary>
+    public static List<TensorFile> WeightFiles(Seq2SeqTransformer model, bool writesShared, bool writesExperts, string prefix = "",
+        IReadOnlyDictionary<string, Tensor>? weights = null)
     {
+        var layers = CheckpointFormat.MoeLayers(model);
+        Tensor Of(string name, Tensor own) => weights is not null && weights.TryGetValue(name, out var w) ? w : own;
         var jobs = new List<TensorFile>();
-        if (group?.WritesShared ?? true)
-            jobs.Add(new TensorFile(CheckpointFormat.SharedFile, CheckpointFormat.SharedTensors(model, layers)));
-        if (group?.WritesExperts ?? true)
+        if (writesShared)
+            jobs.Add(new TensorFile(prefix + CheckpointFormat.SharedFile,
+                CheckpointFormat.SharedTensors(model, layers).Select(t => (t.Name, Of(t.Name, t.Tensor))).ToList()));
+        if (writesExperts)
             foreach (var layer in layers)
             {
                 var l = layer.Layer;
-                jobs.Add(new TensorFile(CheckpointFormat.ExpertFile(layer.Index, l.FirstExpert, l.LocalExperts, l.Experts),
-                    ExpertTensors(layer, p => CheckpointFormat.ExpertParameter(layer, p))));
+                jobs.Add(new TensorFile(prefix + CheckpointFormat.ExpertFile(layer.Index, l.FirstExpert, l.LocalExperts, l.Experts),
+                    ExpertTensors(layer, p => Of($"{layer.Prefix}.{p}", CheckpointFormat.ExpertParameter(layer, p)))));
             }
         return jobs;
     }
@@ -262,12 +273,24 @@ public sealed class CheckpointStore
         return null;
     }
 
-    private void Prune()
+    /// <summary>Writes a checkpoint of <paramref name="step"/> to checkpoints/<paramref name="name"/> (e.g. best), replacing
+    /// the one there crash-safely; it is never pruned and never resumed from by <c>--resume auto</c>.</summary>
+    public string SaveAs(string name, long step, Seq2SeqTransformer model, JsonObject manifest, CheckpointGroup? group = null,
+        IReadOnlyList<TensorFile>? extraFiles = null)
+    {
+        if (group?.IsLead ?? true) Directory.CreateDirectory(root);
+        var dir = Path.Combine(root, name);
+        manifest["step"] = step;
+        WriteDirectory(dir, model, manifest, group, extraFiles);
+        return dir;
+    }
+
+    private void Prune(IReadOnlySet<long>? alsoKeep)
     {
         var dirs = List();
         for (int i = 0; i < dirs.Count - keepLast; i++)
         {
-            if (keepEvery > 0 && StepOf(dirs[i]) is long s && s % keepEvery == 0)
+            if (StepOf(dirs[i]) is long s && ((keepEvery > 0 && s % keepEvery == 0) || alsoKeep?.Contains(s) == true))
                 continue;
             Directory.Delete(dirs[i], recursive: true);
         }

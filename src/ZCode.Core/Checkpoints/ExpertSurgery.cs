@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace ZCode.Checkpoints;
 
 /// <summary>
-/// Aggregation of Experts and expert pruning (DESIGN.md §8) on v1 checkpoints. Both write a new checkpoint
+/// Aggregation of Experts and expert pruning on v1 checkpoints. Both write a new checkpoint
 /// directory with weights only (no optimizer state: Adam moments of a changed expert set would not match the
 /// router, so the result starts a new run with `zcode train --init-from`).
 /// </summary>
@@ -16,7 +16,7 @@ public static class ExpertSurgery
 {
     public enum SharedMode { Average, First }
 
-    private sealed record Input(string Path, string Dir, JsonObject Manifest, ZCodeConfig Config);
+    internal sealed record Input(string Path, string Dir, JsonObject Manifest, ZCodeConfig Config);
 
     /// <summary>
     /// Builds a model with E1+E2+... experts per MoE layer: input k's expert i becomes expert (E1+...+E(k-1)) + i,
@@ -133,13 +133,13 @@ public static class ExpertSurgery
         return cfg;
     }
 
-    private static void RefuseExisting(string outDir)
+    internal static void RefuseExisting(string outDir)
     {
         if (Directory.Exists(outDir) || File.Exists(outDir))
             throw new UserInputException($"--out {outDir}: already exists; choose a new path (nothing is overwritten)");
     }
 
-    private static Input Open(string path)
+    internal static Input Open(string path)
     {
         var dir = CheckpointReader.ResolveDirectory(path);
         var manifest = CheckpointReader.ReadVerifiedManifest(dir);
@@ -148,7 +148,9 @@ public static class ExpertSurgery
         return new Input(path, dir, manifest, CheckpointReader.ConfigOf(dir, manifest));
     }
 
-    private static void CheckCompatible(Input a, Input b)
+    /// <summary>Refuses <paramref name="b"/> unless it has <paramref name="a"/>'s architecture and vocabulary (and, with
+    /// <paramref name="sameExperts"/>, its expert count); <paramref name="what"/> names the operation in the message.</summary>
+    internal static void CheckCompatible(Input a, Input b, string what = "aggregated", bool sameExperts = false)
     {
         var ma = a.Config.Model;
         var mb = b.Config.Model;
@@ -160,11 +162,12 @@ public static class ExpertSurgery
             ("model.moe.every_n_layers", ma.Moe.EveryNLayers, mb.Moe.EveryNLayers),
             ("model.positions", ma.Positions, mb.Positions), ("model.max_positions", ma.MaxPositions, mb.MaxPositions),
             ("data.spm_model (SHA-256)", SpmHash(a), SpmHash(b)),
+            ("model.moe.experts", sameExperts ? ma.Moe.Experts : 0, sameExperts ? mb.Moe.Experts : 0),
         ];
         foreach (var (key, va, vb) in keys)
             if (!Equals(va, vb))
-                throw new UserInputException($"--from {b.Path}: {key} is {vb} but {a.Path} has {va}; only checkpoints of the same " +
-                                             "architecture and vocabulary can be aggregated");
+                throw new UserInputException($"{b.Path}: {key} is {vb} but {a.Path} has {va}; only checkpoints of the same " +
+                                             $"architecture and vocabulary can be {what}");
     }
 
     private static string SpmHash(Input i)

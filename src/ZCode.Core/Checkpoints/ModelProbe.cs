@@ -38,10 +38,7 @@ public static class ModelProbe
         long tokens = 0;
         foreach (var batch in batches)
         {
-            using var scope = NewDisposeScope();
-            var (src, tgtIn, tgtOut) = batch.ToTensors(CPU);
-            var (_, n) = Losses.LabelSmoothedCrossEntropy(model.call(src, tgtIn), tgtOut, model.PadId, 0);
-            nll += n.item<float>();
+            nll += ZCode.Evaluation.MtValidator.TeacherForcedNll(model, batch);
             tokens += batch.TgtTokenCount;
         }
         return nll / Math.Max(1, tokens);

@@ -15,6 +15,9 @@ public static partial class ConfigValidator
     public static readonly string[] Dtypes = ["fp32", "bf16", "float32", "bfloat16"];
     public static readonly string[] Backends = ["auto", "local", "mpi", "nccl"];
     public static readonly string[] Tokenizers = ["13a", "intl", "zh", "char", "none"];
+    /// <summary>What train.best_metric can name: the token-weighted validation NLL (lower is better), or the mean BLEU or
+    /// chrF over the validation directions (higher is better).</summary>
+    public static readonly string[] BestMetrics = ["valid_loss", "bleu", "chrf"];
 
     /// <summary>Validates a config that did not come from a file (built in code, read from a checkpoint); errors name <paramref name="sourceName"/>.</summary>
     public static void Validate(ZCodeConfig config, string sourceName = "config")
@@ -157,9 +160,19 @@ public static partial class ConfigValidator
             $"train.device: must be auto, cpu, cuda or cuda:N (N a device index); got '{t.Device}'", "train.device");
         check.AtLeast("train.grad_accumulation", t.GradAccumulation, 1);
         check.AtLeast("train.log_interval", t.LogInterval, 1);
+        check.AtLeast("train.eval_interval", t.EvalInterval, 0);
+        check.OneOf("train.best_metric", t.BestMetric, BestMetrics);
+        check.AtLeast("train.patience", t.Patience, 0);
+        check.Require(t.Patience == 0 || t.EvalInterval > 0,
+            $"train.patience: early stopping counts validations, so it needs train.eval_interval > 0; got patience {t.Patience} " +
+            "with eval_interval 0", "train.patience", "train.eval_interval");
+        check.Fraction("train.ema_decay", t.EmaDecay);
         check.AtLeast("train.save_interval", t.SaveInterval, 0);
         check.AtLeast("train.keep_last", t.KeepLast, 1);
         check.AtLeast("train.keep_every", t.KeepEvery, 0);
+        check.AtLeast("train.keep_best", t.KeepBest, 0);
+        check.Require(t.KeepBest == 0 || t.EvalInterval > 0,
+            "train.keep_best: keeping the best checkpoints needs validations (train.eval_interval > 0)", "train.keep_best", "train.eval_interval");
         check.AtLeast("train.threads", t.Threads, 0);
     }
 
@@ -186,6 +199,8 @@ public static partial class ConfigValidator
         check.AtLeast("eval.length_penalty", e.LengthPenalty, 0.0);
         check.AtLeast("eval.max_len_a", e.MaxLenA, 0.0);
         check.AtLeast("eval.max_len_b", e.MaxLenB, 0);
+        check.AtLeast("eval.valid_sentences", e.ValidSentences, 0);
+        check.AtLeast("eval.valid_beam", e.ValidBeam, 1);
         check.Require(e.MaxLenA > 0 || e.MaxLenB >= 1,
             "eval.max_len_b: must be at least 1 when eval.max_len_a is 0 (output length = max_len_a * source length + max_len_b)",
             "eval.max_len_b", "eval.max_len_a");

@@ -162,10 +162,20 @@ public sealed class TrainConfig
     public string Device { get; set; } = "auto";
     public int GradAccumulation { get; set; } = 1;
     public int LogInterval { get; set; } = 2;
+    /// <summary>Steps between validations on data.valid (and one at the last step); 0 = none.</summary>
+    public int EvalInterval { get; set; } = 0;
+    /// <summary>valid_loss | bleu | chrf: what decides checkpoints/best and early stopping.</summary>
+    public string BestMetric { get; set; } = "valid_loss";
+    /// <summary>Validations without improvement of best_metric after which training stops; 0 = never.</summary>
+    public int Patience { get; set; } = 0;
+    /// <summary>Decay of an fp32 exponential moving average of the weights, updated every step; 0 = none.</summary>
+    public double EmaDecay { get; set; } = 0.0;
     public int SaveInterval { get; set; } = 100;
     public int KeepLast { get; set; } = 3;
     /// <summary>Also keep every checkpoint whose step is a multiple of this (0 = none), beyond keep_last.</summary>
     public int KeepEvery { get; set; } = 0;
+    /// <summary>Also keep the N step checkpoints with the best validation (0 = none), beyond keep_last.</summary>
+    public int KeepBest { get; set; } = 0;
     /// <summary>Intra-op CPU threads; 0 = all cores.</summary>
     public int Threads { get; set; } = 0;
 }
@@ -191,4 +201,8 @@ public sealed class EvalConfig
     public int MaxLenB { get; set; } = 10;
     /// <summary>13a | intl | zh | char | none</summary>
     public string Tokenize { get; set; } = "13a";
+    /// <summary>Sentences of each validation direction that periodic validation translates for BLEU/chrF (0 = all).</summary>
+    public int ValidSentences { get; set; } = 200;
+    /// <summary>Beam of periodic validation's translations.</summary>
+    public int ValidBeam { get; set; } = 4;
 }

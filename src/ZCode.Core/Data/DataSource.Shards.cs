@@ -42,9 +42,11 @@ public sealed partial class DataSource
         var shards = index.Files.Select(f => new TokenShard(Path.Combine(shardDir, f.Shard), index.IdWidth)).ToArray();
         var mt = new Dictionary<(string, string), ShardMtSet>();
         var valid = new Dictionary<(string, string), ShardMtSet>();
+        var test = new Dictionary<(string, string), ShardMtSet>();
         var dae = new Dictionary<string, DaeSet>();
         var trainOrder = new List<IExampleSet>();
         var validOrder = new List<IExampleSet>();
+        var testOrder = new List<IExampleSet>();
         var stats = new List<CorpusStats>();
         DaeNoise? noise = null;
         if (tasks.Dae.Weight > 0)
@@ -84,12 +86,11 @@ public sealed partial class DataSource
                 set.Add(shards[c.SrcFile], keep);
                 continue;
             }
-            // Held out for `zcode eval --split test`, which reads whole files: never trained or validated on.
-            if (c.Section == "test") continue;
             // Data content, found only now when the shards were prepared just before (else the validator reported it).
             if (keep.Length == 0 && c.Section == "parallel")
                 throw new UserInputException(c.NoUsableLines(index));
-            var (map, order) = c.Section == "valid" ? (valid, validOrder) : (mt, trainOrder);
+            // Test corpora are held out for `zcode eval --split test`: never trained or validated on.
+            var (map, order) = c.Section switch { "valid" => (valid, validOrder), "test" => (test, testOrder), _ => (mt, trainOrder) };
             Mt(map, order, c.Src, c.Tgt).Add(shards[c.SrcFile], shards[c.TgtFile], keep);
             if (data.BothDirections) Mt(map, order, c.Tgt, c.Src).Add(shards[c.TgtFile], shards[c.SrcFile], keep);
         }
@@ -104,6 +105,7 @@ public sealed partial class DataSource
         var budget = MicroBatchTokens(config.Train, dataParallel);
         var batcher = new TokenBudgetBatcher(train, data.Temperature, budget, tokenizer.PadId, tokenizer.BosId,
             config.Train.Seed, probabilities: TaskMixture.Probabilities(train, weights, data.Temperature));
-        return new DataSource(tokenizer, train, validOrder.Where(s => s.Count > 0).ToList(), stats, batcher, budget);
+        return new DataSource(tokenizer, train, validOrder.Where(s => s.Count > 0).ToList(), testOrder.Where(s => s.Count > 0).ToList(),
+            stats, batcher, budget);
     }
 }

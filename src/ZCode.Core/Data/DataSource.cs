@@ -15,11 +15,12 @@ public sealed record CorpusStats(string Key, string SrcPath, string TgtPath, str
 public sealed partial class DataSource
 {
     private DataSource(SpmTokenizer tokenizer, IReadOnlyList<IExampleSet> train, IReadOnlyList<IExampleSet> valid,
-        IReadOnlyList<CorpusStats> stats, TokenBudgetBatcher batcher, int tokensPerBatch)
+        IReadOnlyList<IExampleSet> test, IReadOnlyList<CorpusStats> stats, TokenBudgetBatcher batcher, int tokensPerBatch)
     {
         Tokenizer = tokenizer;
         TrainSets = train;
         ValidSets = valid;
+        TestSets = test;
         Corpora = stats;
         Train = batcher;
         TokensPerBatch = tokensPerBatch;
@@ -30,6 +31,11 @@ public sealed partial class DataSource
     public IReadOnlyList<IExampleSet> TrainSets { get; }
     /// <summary>Validation directions from <c>data.valid</c>.</summary>
     public IReadOnlyList<IExampleSet> ValidSets { get; }
+    /// <summary>Test directions from <c>data.test</c>: never trained or validated on, read by <c>zcode eval --split test</c>.</summary>
+    public IReadOnlyList<IExampleSet> TestSets { get; }
+
+    /// <summary>The held-out directions of <paramref name="split"/> (valid | test).</summary>
+    public IReadOnlyList<IExampleSet> HeldOut(string split) => split == "test" ? TestSets : ValidSets;
     /// <summary>Per configured corpus: lines read, kept, skipped.</summary>
     public IReadOnlyList<CorpusStats> Corpora { get; }
     /// <summary>The training batch stream (save/restore its <see cref="IBatchStream.State"/> in checkpoints).</summary>

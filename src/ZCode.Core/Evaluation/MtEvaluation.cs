@@ -14,14 +14,7 @@ public sealed record EvalDirection(string Src, string Tgt, string SrcPath, strin
 /// <summary>Every line of a direction, in file order: model-ready source ids and the reference text.</summary>
 public sealed record EvalInputs(IReadOnlyList<int[]> Sources, IReadOnlyList<string> References);
 
-/// <summary>The result of one direction: scores, counts, speed and the detokenized hypotheses.</summary>
-public sealed record DirectionResult(EvalDirection Direction, CorpusScores Scores, int Sentences, long Tokens,
-    double Seconds, IReadOnlyList<string> Hypotheses)
-{
-    public double TokensPerSecond => Seconds > 0 ? Tokens / Seconds : 0;
-}
-
-/// <summary>Finds the evaluation directions of a config and scores a direction's translations.</summary>
+/// <summary>Finds the evaluation directions of a config and reads their inputs from the prepared shards.</summary>
 public static class MtEvaluation
 {
     /// <summary>Splits that configs can name: <c>data.valid</c> and <c>data.test</c>.</summary>
@@ -100,14 +93,5 @@ public static class MtEvaluation
         for (int i = 0; i < sources.Length; i++)
             sources[i] = MtExample.Source(shard, i, tag, tokenizer.EosId);
         return new EvalInputs(sources, references);
-    }
-
-    /// <summary>Translates a direction with <paramref name="translate"/> and scores the result (the path of <c>zcode eval</c>).</summary>
-    public static DirectionResult Evaluate<TSource>(EvalDirection direction, IReadOnlyList<TSource> sources, IReadOnlyList<string> references,
-        Func<IReadOnlyList<TSource>, (string[] Output, long Tokens, TimeSpan Elapsed)> translate, ScoringOptions scoring)
-    {
-        var (hyps, tokens, elapsed) = translate(sources);
-        var scores = CorpusScorer.Score(hyps, [references], scoring);
-        return new DirectionResult(direction, scores, sources.Count, tokens, elapsed.TotalSeconds, hyps);
     }
 }

@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace ZCode.Training;
 
-/// <summary>What <c>zcode plot</c> needs from a run's metrics.jsonl: loss curves, per-layer expert balance and
+/// <summary>What <c>zcode plot</c> needs from a run's metrics.jsonl: loss curves (training and validation), per-layer expert balance and
 /// per-language expert usage averaged over the run.</summary>
 public sealed class MetricsLog
 {
@@ -11,6 +11,8 @@ public sealed class MetricsLog
     public List<double> NllLoss { get; } = new();
     /// <summary>Per logged step, per MoE layer: max / mean kept tokens per expert (1 = perfectly balanced).</summary>
     public List<double[]> LoadImbalance { get; } = new();
+    /// <summary>Steps and NLL per token of the validation records.</summary>
+    public List<(int Step, double ValidLoss)> Validations { get; } = new();
     /// <summary>Per target language, per layer, per expert: usage averaged over the logged intervals that saw it.</summary>
     public Dictionary<string, double[][]> UsageByLanguage { get; } = new(StringComparer.Ordinal);
 
@@ -29,6 +31,11 @@ public sealed class MetricsLog
             {
                 using var doc = JsonDocument.Parse(line);
                 var r = doc.RootElement;
+                if (r.TryGetProperty("type", out var type) && type.GetString() == "valid")
+                {
+                    log.Validations.Add((r.GetProperty("step").GetInt32(), r.GetProperty("valid_loss").GetDouble()));
+                    continue;
+                }
                 log.Steps.Add(r.GetProperty("step").GetInt32());
                 log.Loss.Add(r.GetProperty("loss").GetDouble());
                 log.NllLoss.Add(r.TryGetProperty("nll_loss", out var nll) ? nll.GetDouble() : double.NaN);

@@ -4,7 +4,8 @@ using System.Text.Json;
 
 namespace ZCode.Training;
 
-/// <summary>Appends one JSON object per logged step to metrics.jsonl, flushed per line so a crash loses nothing.</summary>
+/// <summary>Appends one JSON object per logged step (and per validation) to metrics.jsonl, flushed per line so a crash
+/// loses nothing.</summary>
 public sealed class MetricsWriter : IDisposable
 {
     private readonly StreamWriter writer;
@@ -53,6 +54,43 @@ public sealed class MetricsWriter : IDisposable
             j.WriteStartObject("tokens_by_lang");
             foreach (var (lang, n) in m.TokensByLang.OrderBy(kv => kv.Key, StringComparer.Ordinal))
                 j.WriteNumber(lang, n);
+            j.WriteEndObject();
+            j.WriteEndObject();
+        }
+        writer.WriteLine(Encoding.UTF8.GetString(buffer.ToArray()));
+    }
+
+    /// <summary>A validation record: <c>"type": "valid"</c>, the step, which weights were validated, the overall and
+    /// per-direction figures, and the best so far.</summary>
+    public void WriteValidation(int step, ZCode.Evaluation.ValidationResult r, string weights, ValidationHistory history)
+    {
+        var buffer = new MemoryStream();
+        using (var j = new Utf8JsonWriter(buffer))
+        {
+            j.WriteStartObject();
+            j.WriteString("type", "valid");
+            j.WriteNumber("step", step);
+            j.WriteString("weights", weights);
+            j.WriteNumber("valid_loss", Round(r.ValidLoss));
+            j.WriteNumber("valid_ppl", Round(Math.Exp(r.ValidLoss)));
+            j.WriteNumber("bleu", Round(r.Bleu));
+            j.WriteNumber("chrf", Round(r.Chrf));
+            j.WriteString("best_metric", history.Metric);
+            j.WriteNumber("best", Round(history.Best!.Metric(history.Metric)));
+            j.WriteNumber("best_step", history.Best.Step);
+            j.WriteNumber("since_best", history.SinceBest);
+            j.WriteNumber("seconds", Math.Round(r.Seconds, 3));
+            j.WriteStartObject("directions");
+            foreach (var d in r.Directions)
+            {
+                j.WriteStartObject(d.Direction.Name);
+                j.WriteNumber("nll", Round(d.Nll));
+                j.WriteNumber("ppl", Round(d.Perplexity));
+                j.WriteNumber("bleu", Round(d.Scores.Bleu?.Score ?? 0));
+                j.WriteNumber("chrf", Round(d.Scores.Chrf?.Score ?? 0));
+                j.WriteNumber("sentences", d.Sentences);
+                j.WriteEndObject();
+            }
             j.WriteEndObject();
             j.WriteEndObject();
         }

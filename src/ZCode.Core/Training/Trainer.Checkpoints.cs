@@ -36,6 +36,8 @@ public sealed partial class Trainer
             ["saved_at"] = DateTime.UtcNow.ToString("O"),
         };
         optimizer.Describe(manifest);
+        if (ema is not null) manifest["ema_decay"] = cfg.Train.EmaDecay;
+        manifest["validation"] = history.ToJson();
         return manifest;
     }
 
@@ -48,14 +50,35 @@ public sealed partial class Trainer
     private void Save(int step)
     {
         using var scope = NewDisposeScope();
-        var group = layout.WorldSize > 1 ? CheckpointGroup.For(layout.World, model.ExpertGroup) : null;
-        var state = optimizer.StateFiles(group?.WritesShared ?? true, group?.WritesExperts ?? true);
-        var dir = checkpoints.Save(step, model, BuildManifest(), group, state);
+        var (group, files) = CheckpointFiles();
+        var keep = cfg.Train.KeepBest > 0 ? history.BestSteps(cfg.Train.KeepBest).Select(s => (long)s).ToHashSet() : null;
+        var dir = checkpoints.Save(step, model, BuildManifest(), group, files, keep);
         if (IsRank0)
         {
             observer.OnCheckpoint(step, dir);
             log.Information("saved checkpoint {Dir}", dir);
         }
+    }
+
+    /// <summary>checkpoints/best: the whole state at the best validation so far (collective, like <see cref="Save"/>).</summary>
+    private void SaveBest(int step)
+    {
+        using var scope = NewDisposeScope();
+        var (group, files) = CheckpointFiles();
+        var dir = checkpoints.SaveAs("best", step, model, BuildManifest(), group, files);
+        if (IsRank0) log.Information("saved best checkpoint {Dir} (step {Step})", dir, step);
+    }
+
+    /// <summary>How this rank takes part in writing a checkpoint, and its files besides the weights: its optimizer
+    /// state and, with train.ema_decay, its share of the averaged weights.</summary>
+    private (CheckpointGroup? Group, List<TensorFile> Files) CheckpointFiles()
+    {
+        var group = layout.WorldSize > 1 ? CheckpointGroup.For(layout.World, model.ExpertGroup) : null;
+        bool shared = group?.WritesShared ?? true, experts = group?.WritesExperts ?? true;
+        var files = optimizer.StateFiles(shared, experts).ToList();
+        if (ema is not null)
+            files.AddRange(CheckpointStore.WeightFiles(model, shared, experts, CheckpointFormat.EmaPrefix, ema.Weights));
+        return (group, files);
     }
 
     /// <summary>Logs the layout and every rank's optimizer-state bytes (a collective: every rank calls it).</summary>
@@ -79,8 +102,18 @@ public sealed partial class Trainer
         var manifest = CheckpointReader.ReadVerifiedManifest(checkpointDir);
         if (manifest["format"]?.GetValue<string>() != CheckpointFormat.Version)
             throw new UserInputException($"{checkpointDir}: not a {CheckpointFormat.Version} checkpoint; cannot resume from it");
+        if (ema is not null)
+        {
+            // The saved average (or, from a checkpoint without one, the weights) passes through the model into the EMA.
+            if (CheckpointLoader.HasEma(checkpointDir))
+                CheckpointLoader.LoadWeights(checkpointDir, model, prefix: CheckpointFormat.EmaPrefix);
+            else
+                CheckpointLoader.LoadWeights(checkpointDir, model);
+            ema.CopyFromModel();
+        }
         CheckpointLoader.LoadWeights(checkpointDir, model);
         optimizer.Load(checkpointDir, manifest);
+        history = ValidationHistory.FromJson(manifest["validation"], cfg.Train.BestMetric) ?? new ValidationHistory(cfg.Train.BestMetric);
         var state = manifest["data_state"]?.Deserialize<SamplerState>()
                     ?? throw new UserInputException($"{checkpointDir}: manifest has no data_state; cannot resume exactly");
         data.State = state;

@@ -39,6 +39,9 @@ public sealed partial class Trainer
     private int startStep;
     private int step;
     private readonly Stopwatch runClock = new();
+    private readonly TrainingValidation? validation;
+    private readonly ExponentialMovingAverage? ema;
+    private ValidationHistory history;
     private double[][] lastExpertLoad = [];
     private long intervalTokens;
     private readonly Stopwatch intervalClock = Stopwatch.StartNew();
@@ -53,8 +56,9 @@ public sealed partial class Trainer
     /// <param name="data">Every rank must pass a stream that yields the same global sequence of micro-batches (same
     /// data, seed and budget).</param>
     /// <param name="layout">Process groups (<see cref="ParallelLayout.Single"/> trains in this process alone).</param>
+    /// <param name="validation">What train.eval_interval validates on (null: no validation).</param>
     public Trainer(ZCodeConfig cfg, Seq2SeqTransformer model, ITrainingOptimizer optimizer, IBatchStream data, string outputDir,
-        ILogger log, ITrainingObserver observer, ParallelLayout layout, Device device)
+        ILogger log, ITrainingObserver observer, ParallelLayout layout, Device device, TrainingValidation? validation = null)
     {
         this.cfg = cfg;
         this.model = model;
@@ -67,6 +71,9 @@ public sealed partial class Trainer
         this.layout = layout;
         nonFinite = zeros(1, ScalarType.Float32, this.device).squeeze().DetachFromDisposeScope();
         checkpoints = new CheckpointStore(outputDir, cfg.Train.KeepLast, cfg.Train.KeepEvery);
+        this.validation = cfg.Train.EvalInterval > 0 ? validation : null;
+        history = new ValidationHistory(cfg.Train.BestMetric);
+        if (cfg.Train.EmaDecay > 0) ema = new ExponentialMovingAverage(model, cfg.Train.EmaDecay);
     }
 
     public CheckpointStore Checkpoints => checkpoints;
@@ -90,9 +97,10 @@ public sealed partial class Trainer
 
         int lastSaved = startStep > 0 ? startStep : -1;
         int lastChecked = startStep;
+        bool stoppedEarly = false;
         runClock.Restart();
         intervalClock.Restart();
-        while (step < t.MaxSteps && !StopAgreed(cancel))
+        while (!stoppedEarly && step < t.MaxSteps && !StopAgreed(cancel))
         {
             // Only logged steps read values back from the device (on CUDA: the only synchronisations of a step).
             var m = Step(IsLogStep(step + 1));
@@ -108,7 +116,12 @@ public sealed partial class Trainer
                     m.Step, t.MaxSteps, m.Loss, m.NllLoss, m.Lr, m.TokensPerSecond, m.AuxLoss, m.GradNorm, m.DroppedFraction, eta);
             }
             observer.OnStep(m, m.Logged);
-            if (t.SaveInterval > 0 && step % t.SaveInterval == 0 && step < t.MaxSteps)
+            bool validated = IsValidationStep(step);
+            if (validated)
+                stoppedEarly = Validate(step, metrics);
+            // With keep_best every validated step gets a checkpoint, so the best ones exist to be kept.
+            bool save = (t.SaveInterval > 0 && step % t.SaveInterval == 0) || (validated && t.KeepBest > 0);
+            if (save && step < t.MaxSteps && !stoppedEarly)
             {
                 CheckFinite(step, lastChecked);
                 lastChecked = step;
@@ -117,14 +130,17 @@ public sealed partial class Trainer
             }
         }
 
-        bool interrupted = step < t.MaxSteps;
+        bool interrupted = step < t.MaxSteps && !stoppedEarly;
         if (step > 0 && lastSaved != step)
         {
             CheckFinite(step, lastChecked);
             Save(step);
         }
         observer.OnFinish(step, interrupted);
-        if (!interrupted) log.Information("finished at step {Step}", step);
+        if (stoppedEarly)
+            log.Information("stopped early at step {Step}: {Metric} did not improve in {Patience} validations (best {Best:F4} at step {BestStep})",
+                step, t.BestMetric, t.Patience, history.Best!.Metric(t.BestMetric), history.Best.Step);
+        else if (!interrupted) log.Information("finished at step {Step}", step);
         else if (step > 0) log.Information("interrupted at step {Step}; checkpoint saved", step);
         else log.Information("stopped before the first step; nothing to save");
         return step;
@@ -212,6 +228,7 @@ public sealed partial class Trainer
         }
 
         var gradNorm = optimizer.Step(lr, t.ClipNorm);
+        ema?.Update();
         totalTokens += stepTokens;
         using (no_grad())
             nonFinite.add_(sums![0].isfinite().logical_not().to_type(ScalarType.Float32));

@@ -4,6 +4,8 @@ using ZCode.Checkpoints;
 using ZCode.Config;
 using ZCode.Data;
 using ZCode.Data.Shards;
+using ZCode.Evaluation;
+using ZCode.Evaluation.Metrics;
 using ZCode.Model;
 using ZCode.Model.Moe;
 using ZCode.Parallel;
@@ -122,19 +124,20 @@ public sealed class TrainingSession : IDisposable
     /// </summary>
     public Trainer Build(ILogger log, ITrainingObserver observer, IProgress<PrepareProgress>? prepareProgress = null)
     {
-        DataSource data;
+        PrepareResult prepared;
         if (IsRank0)
         {
-            data = DataSource.FromShards(Config, prepareProgress, p => log.Information(p.UpToDate
-                ? "data: shards up to date in {Index}" : "data: prepared shards in {Index} ({Lines} lines, {Seconds:F1} s)",
-                p.IndexPath, p.Lines, p.Seconds), Layout.DataParallel);
+            prepared = DataPreparer.Prepare(Config, prepareProgress);
+            log.Information(prepared.UpToDate ? "data: shards up to date in {Index}" : "data: prepared shards in {Index} ({Lines} lines, {Seconds:F1} s)",
+                prepared.IndexPath, prepared.Lines, prepared.Seconds);
             World.Barrier();
         }
         else
         {
             World.Barrier();
-            data = DataSource.FromShards(Config, dataParallel: Layout.DataParallel);
+            prepared = DataPreparer.Prepare(Config);
         }
+        var data = DataSource.FromPrepared(Config, prepared, Layout.DataParallel);
         if (data.Tokenizer.VocabSize != Config.Model.VocabSize)
             throw new InvalidOperationException($"model.vocab_size {Config.Model.VocabSize} != {data.Tokenizer.VocabSize} pieces was not validated");
         foreach (var c in data.Corpora)
@@ -144,11 +147,21 @@ public sealed class TrainingSession : IDisposable
         // Batches are built on a background thread (exact sampler state kept) so the step never waits for them.
         var batches = new PrefetchingBatchStream(data.Train);
         owned.Add(batches);
-        return Build(log, observer, batches, data.Tokenizer.PadId);
+        return Build(log, observer, batches, data.Tokenizer.PadId, ValidationOf(data, prepared));
+    }
+
+    /// <summary>What train.eval_interval validates: data.valid's directions, translated as eval.valid_* say.</summary>
+    private TrainingValidation? ValidationOf(DataSource data, PrepareResult prepared)
+    {
+        if (Config.Train.EvalInterval == 0 || Config.Data.Valid.Count == 0) return null;
+        var eval = Config.Eval;
+        var options = new ValidationOptions(Translator.OptionsFrom(eval, eval.ValidBeam),
+            new ScoringOptions { Bleu = new BleuOptions { Tokenize = eval.Tokenize } }, eval.ValidSentences);
+        return new TrainingValidation(data.Tokenizer, MtValidator.Directions(Config, data, prepared, "valid"), options);
     }
 
     /// <summary>Builds the run on a given batch stream (benchmarks: random tokens) whose padding id is <paramref name="padId"/>.</summary>
-    public Trainer Build(ILogger log, ITrainingObserver observer, IBatchStream batches, int padId)
+    public Trainer Build(ILogger log, ITrainingObserver observer, IBatchStream batches, int padId, TrainingValidation? validation = null)
     {
         if (Trainer is not null) throw new InvalidOperationException("the session is already built");
         // Every rank builds the same initial weights from train.seed (its block of experts under expert parallelism),
@@ -182,7 +195,7 @@ public sealed class TrainingSession : IDisposable
 
         var optimizer = new AdamWOptimizer(model, Config.Train, Config.Parallel, Layout, bucketBytes);
         owned.Add(optimizer);
-        var trainer = new Trainer(Config, model, optimizer, batches, OutputDir, log, observer, Layout, Device);
+        var trainer = new Trainer(Config, model, optimizer, batches, OutputDir, log, observer, Layout, Device, validation);
         if (Plan.ResumeFrom is not null)
             trainer.Restore(Plan.ResumeFrom);
         Model = model;

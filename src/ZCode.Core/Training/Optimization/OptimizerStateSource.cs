@@ -102,7 +102,7 @@ internal sealed class PerParameterStateSource : OptimizerStateSource
         {
             if (!expertParams.TryGetValue(name, out var e)) throw new UserInputException($"{dir}: no MoE layer holds {name}");
             key = $"{CheckpointFormat.ExpertTensor(expert, e.Param)}.{field}";
-            reader = files.Where(f => CheckpointFormat.IsExpertFileOf(f, e.Layer, optimizer: true)).Select(Reader)
+            reader = files.Where(f => CheckpointFormat.IsExpertFileOf(f, e.Layer, CheckpointFormat.OptimizerPrefix)).Select(Reader)
                 .FirstOrDefault(r => r.Contains(key));
         }
         if (reader is null || !reader.Contains(key))
