@@ -92,7 +92,7 @@ public class ConfigErrorTests
     public void SectionGivenAScalar_ListsItsKeys()
     {
         var message = ExpectError("eval: 5\n", "1:7");
-        Assert.That(message, Is.EqualTo("eval: expected a mapping with keys beam, length_penalty, max_len_a, max_len_b, tokenize; got '5'"));
+        Assert.That(message, Is.EqualTo("eval: expected a mapping with keys beam, length_penalty, max_len_a, max_len_b, tokenize, valid_sentences, valid_beam; got '5'"));
     }
 
     [TestCase("model:\n  moe:\n    top_k: 3\n", "3:12", "model.moe.top_k: must be one of 1, 2; got 3")]
