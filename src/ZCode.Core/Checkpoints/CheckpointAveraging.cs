@@ -23,7 +23,8 @@ public static class CheckpointAveraging
     /// train.best_metric (from the history in its newest checkpoint's manifest), best first.</summary>
     public static IReadOnlyList<string> Best(string runDir, int n)
     {
-        var all = StepCheckpoints(runDir, n);
+        if (n < 1) throw new UserInputException($"--best: must be at least 1, got {n}");
+        var all = StepCheckpoints(runDir, 1); // the newest holds the history; how many were kept is checked below
         var newest = CheckpointReader.ReadVerifiedManifest(all[^1]);
         var metric = CheckpointReader.ConfigOf(all[^1], newest).Train.BestMetric;
         var history = Training.ValidationHistory.FromJson(newest["validation"], metric)
@@ -38,7 +39,7 @@ public static class CheckpointAveraging
 
     private static IReadOnlyList<string> StepCheckpoints(string runDir, int n)
     {
-        if (n < 1) throw new UserInputException($"--last/--best: must be at least 1, got {n}");
+        if (n < 1) throw new UserInputException($"--last: must be at least 1, got {n}");
         var all = CheckpointStore.List(Path.Combine(runDir, "checkpoints"));
         if (all.Count < n)
             throw new UserInputException($"{runDir}: holds {all.Count} step checkpoint(s), fewer than the {n} asked for");

@@ -92,6 +92,40 @@ public class ParallelCliTests
     }
 
     [Test]
+    public void ValidationOnTwoExpertParallelRanksPrintsTheNumbersOfOneProcess()
+    {
+        // Both ranks form one expert group: every validation batch runs on both (their MoE layers exchange tokens).
+        string[] validation =
+        [
+            .. ZCode.Tests.Training.ValidationTests.Small(Path.Combine(root, "shards")).SelectMany(s => new[] { "--set", s }),
+            "--set", "train.eval_interval=5",
+        ];
+        var single = Path.Combine(root, "valid-single");
+        var (code, text) = Launch(0, single, [.. Settings("--set", "train.grad_accumulation=2"), .. validation]);
+        Assert.That(code, Is.EqualTo(0), text);
+        var output = Path.Combine(root, "valid-np2-ep2");
+        (code, text) = Launch(2, output, [.. Settings("--set", "parallel.expert_parallel=2"), .. validation]);
+        Assert.That(code, Is.EqualTo(0), text);
+
+        var (a, b) = (ZCode.Tests.Training.ValidationTests.ValidRecords(single), ZCode.Tests.Training.ValidationTests.ValidRecords(output));
+        Assert.That(b.Select(r => r.GetProperty("step").GetInt32()), Is.EqualTo(new[] { 5, 10 }));
+        for (int i = 0; i < a.Count; i++)
+            foreach (var d in a[i].GetProperty("directions").EnumerateObject())
+            {
+                var other = b[i].GetProperty("directions").GetProperty(d.Name);
+                foreach (var (key, tolerance) in new[] { ("nll", 1e-4), ("bleu", 0.01), ("chrf", 0.01) })
+                    Assert.That(other.GetProperty(key).GetDouble(), Is.EqualTo(d.Value.GetProperty(key).GetDouble()).Within(tolerance),
+                        $"step {a[i].GetProperty("step")} {d.Name} {key}");
+            }
+        // The train.log lines carry the same NLL, BLEU and chrF as one process's, at the precision they are printed with
+        // (perplexities in the thousands show the last digit of float rounding; the time is the machine's).
+        static List<string> Lines(string dir) => File.ReadAllLines(Path.Combine(dir, "train.log")).Where(l => l.Contains("] valid "))
+            .Select(l => System.Text.RegularExpressions.Regex.Replace(l[l.IndexOf("] valid ", StringComparison.Ordinal)..], @"ppl \S+ |\(\d+\.\d s\)$", ""))
+            .ToList();
+        Assert.That(Lines(output), Is.EqualTo(Lines(single)));
+    }
+
+    [Test]
     public void AConfigThatFailsOnTwoRanksOnly_EveryRankExitsTwoWithTheLineConfigValidateGives()
     {
         // 200 tokens per step fit data.max_len 128 on one process; on two, each micro-batch gets 100.

@@ -6,9 +6,10 @@ using ZCode.Tests.Data;
 namespace ZCode.Tests.Cli;
 
 /// <summary>
-/// Exact resume (DESIGN.md §8): m3-tiny trained 40 steps without interruption versus the same run killed with
-/// SIGKILL after step 25 and restarted with --resume auto. Every step after the resume point must log the same
-/// loss, grad norm and token count, and the final weights and optimizer state must be byte-identical.
+/// Exact resume: m3-tiny trained 40 steps without interruption versus the same run killed with SIGKILL after step 25
+/// and restarted with --resume auto. Every step after the resume point must log the same loss, grad norm and token
+/// count, every validation the same figures and the same best and patience counter, and the final weights, their
+/// moving average, the optimizer state and the best checkpoint must be byte-identical.
 /// </summary>
 [NonParallelizable]
 public class ResumeTests
@@ -25,6 +26,8 @@ public class ResumeTests
     [
         "--set", "train.max_steps=40", "--set", "train.save_interval=10", "--set", "train.log_interval=1",
         "--set", "train.tokens_per_batch=512", "--set", "train.threads=1", "--set", "train.keep_last=10",
+        "--set", "train.eval_interval=10", "--set", "train.best_metric=chrf", "--set", "train.patience=5",
+        "--set", "train.ema_decay=0.9", "--set", "eval.valid_sentences=4", "--set", "eval.valid_beam=1",
     ];
 
     private static Process Start(string output, params string[] extra)
@@ -54,8 +57,12 @@ public class ResumeTests
         Assert.That(p.ExitCode, Is.EqualTo(0), File.Exists(Path.Combine(output, "train.log")) ? File.ReadAllText(Path.Combine(output, "train.log")) : "");
     }
 
-    private static List<JsonElement> Metrics(string output) => File.ReadAllLines(Path.Combine(output, "metrics.jsonl"))
+    private static List<JsonElement> Records(string output) => File.ReadAllLines(Path.Combine(output, "metrics.jsonl"))
         .Where(l => l.Length > 0).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+
+    private static bool IsValidation(JsonElement r) => r.TryGetProperty("type", out var t) && t.GetString() == "valid";
+
+    private static List<JsonElement> Metrics(string output) => Records(output).Where(r => !IsValidation(r)).ToList();
 
     private static long LastLoggedStep(string output)
     {
@@ -98,12 +105,26 @@ public class ResumeTests
             foreach (var key in new[] { "loss", "nll_loss", "grad_norm", "lr", "total_tokens", "aux_loss" })
                 Assert.That(b[i].GetProperty(key).GetRawText(), Is.EqualTo(a[i].GetProperty(key).GetRawText()), $"step {i + 1} {key}");
 
-        // Stronger than 6-digit losses: the final weights and Adam moments are the same bytes.
-        foreach (var file in Directory.GetFiles(Path.Combine(full, "checkpoints", "step-0000040"), "*.safetensors"))
+        // Validations: the same figures, best and patience counter after the resume as without it (seconds aside).
+        var va = Records(full).Where(IsValidation).ToList();
+        var vb = Records(killed).Where(IsValidation).ToList();
+        Assert.That(vb.Select(r => r.GetProperty("step").GetInt32()), Is.EqualTo(new[] { 10, 20, 30, 40 }));
+        for (int i = 0; i < va.Count; i++)
+            foreach (var p in va[i].EnumerateObject().Where(p => p.Name != "seconds"))
+                Assert.That(vb[i].GetProperty(p.Name).GetRawText(), Is.EqualTo(p.Value.GetRawText()), $"validation {i + 1} {p.Name}");
+
+        // Stronger than 6-digit losses: the final weights, their average, the Adam moments and the best checkpoint are
+        // the same bytes.
+        foreach (var ckpt in new[] { "step-0000040", "best" })
         {
-            var other = Path.Combine(killed, "checkpoints", "step-0000040", Path.GetFileName(file));
-            Assert.That(Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(other))),
-                Is.EqualTo(Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file)))), Path.GetFileName(file));
+            var files = Directory.GetFiles(Path.Combine(full, "checkpoints", ckpt), "*.safetensors");
+            Assert.That(files.Select(Path.GetFileName), Does.Contain("ema-shared.safetensors"));
+            foreach (var file in files)
+            {
+                var other = Path.Combine(killed, "checkpoints", ckpt, Path.GetFileName(file));
+                Assert.That(Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(other))),
+                    Is.EqualTo(Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file)))), $"{ckpt}/{Path.GetFileName(file)}");
+            }
         }
     }
 
