@@ -36,7 +36,7 @@ public static class CommBenchmark
     public static List<CommBenchRow> Run(ICommunicator comm, CommBenchOptions o, Device device)
     {
         if (o.Iterations < 1) throw new ArgumentOutOfRangeException(nameof(o), "iterations must be at least 1");
-        long elementSize = ElementSize(o.Dtype);
+        long elementSize = o.Dtype.ElementSize();
         int p = comm.Size;
         // Elements per call, a multiple of Size * RowWidth so every split is even.
         long unit = (long)p * RowWidth;
@@ -100,14 +100,6 @@ public static class CommBenchmark
         "reduce-scatter" or "all-gather" or "all-to-all" or "all-to-all-v" => (double)(size - 1) / size,
         "broadcast" => 1,
         _ => 0,
-    };
-
-    private static long ElementSize(ScalarType t) => t switch
-    {
-        ScalarType.Float32 or ScalarType.Int32 => 4,
-        ScalarType.Float64 or ScalarType.Int64 => 8,
-        ScalarType.BFloat16 or ScalarType.Float16 => 2,
-        _ => throw new ArgumentException($"bench comm: dtype {t} is not one of float32, float64, int32, int64, bfloat16, float16"),
     };
 
     /// <summary>All ranks learn which ranks saw wrong values; throws on every rank when any did.</summary>

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ZCode.Checkpoints;
@@ -146,21 +147,13 @@ public static class SafeTensors
             var shape = o["shape"]!.AsArray().Select(x => x!.GetValue<long>()).ToArray();
             var offs = o["data_offsets"]!.AsArray().Select(x => x!.GetValue<long>()).ToArray();
             var info = new SafeTensorInfo(name, o["dtype"]!.GetValue<string>(), shape, offs[0], offs[1]);
-            long expect = shape.Aggregate(1L, (a, b) => a * b) * ElementSize(ScalarTypeOf(info.Dtype, path));
+            long expect = shape.Aggregate(1L, (a, b) => a * b) * ScalarTypeOf(info.Dtype, path).ElementSize();
             if (info.End - info.Begin != expect || info.Begin < 0 || info.End > dataLength)
                 throw new UserInputException($"{path}: tensor '{name}' has data_offsets [{info.Begin}, {info.End}] that do not match its shape or the file size");
             tensors[name] = info;
         }
         return (tensors, metadata, 8 + n);
     }
-
-    private static int ElementSize(ScalarType t) => t switch
-    {
-        ScalarType.Float64 or ScalarType.Int64 => 8,
-        ScalarType.Float32 or ScalarType.Int32 => 4,
-        ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Int16 => 2,
-        _ => 1,
-    };
 
     /// <summary>An open safetensors file: read whole tensors, or read straight into an existing tensor.</summary>
     public sealed class Reader : IDisposable

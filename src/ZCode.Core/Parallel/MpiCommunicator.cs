@@ -71,7 +71,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
             tensor.copy_(wide);
             return;
         }
-        var (type, size) = (ReductionType(tensor.dtype, name), TensorMemory.ElementSize(tensor.dtype));
+        var (type, size) = (ReductionType(tensor.dtype, name), tensor.dtype.ElementSize());
         var data = TensorMemory.Pointer(tensor);
         long n = tensor.numel(), chunk = MaxChunk;
         for (long at = 0; at < n; at += chunk)
@@ -131,7 +131,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     /// </summary>
     private void InColumnPieces(Tensor sendRows, Tensor recvRows, Action<IntPtr, IntPtr, int> start)
     {
-        long n = recvRows.shape[1], piece = PieceElements(recvRows.dtype), size = TensorMemory.ElementSize(recvRows.dtype);
+        long n = recvRows.shape[1], piece = PieceElements(recvRows.dtype), size = recvRows.dtype.ElementSize();
         for (long at = 0; at < n; at += piece)
         {
             long len = Math.Min(piece, n - at);
@@ -175,7 +175,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
             GC.KeepAlive(input); GC.KeepAlive(output);
             return;
         }
-        long piece = MaxChunk, size = TensorMemory.ElementSize(input.dtype);
+        long piece = MaxChunk, size = input.dtype.ElementSize();
         using var rows = input.view(Size, n);
         var result = TensorMemory.Pointer(output);
         for (long at = 0; at < n; at += piece)
@@ -203,7 +203,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         SameDtype(name, input, output);
         if (input.numel() != output.numel() || input.numel() % Size != 0)
             throw new ArgumentException($"{name}: input ({input.numel()}) and output ({output.numel()}) must hold the same number of elements, divisible by {Size}");
-        long block = input.numel() / Size, size = TensorMemory.ElementSize(input.dtype);
+        long block = input.numel() / Size, size = input.dtype.ElementSize();
         if (block * size <= MaxChunk)
         {
             StartAllToAll(name, TensorMemory.Pointer(input), TensorMemory.Pointer(output), (int)(block * size));
@@ -350,14 +350,14 @@ public sealed unsafe class MpiCommunicator : ICommunicator
 
     private IntPtr Op(ReduceOp op) => op == ReduceOp.Max ? mpi.OpMax : mpi.OpSum;
 
-    private static long PieceElements(ScalarType t) => Math.Max(1, MaxChunk / TensorMemory.ElementSize(t));
+    private static long PieceElements(ScalarType t) => Math.Max(1, MaxChunk / t.ElementSize());
 
     private static long RowBytes(Tensor input, Tensor output, string name)
     {
         static long Row(Tensor t) => t.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
         if (input.dim() == 0 || output.dim() == 0 || Row(input) != Row(output))
             throw new ArgumentException($"{name}: input and output need the same row shape after dim 0");
-        return Row(input) * TensorMemory.ElementSize(input.dtype);
+        return Row(input) * input.dtype.ElementSize();
     }
 
     private static int[] Ints(long[] rows, long available, string name, string what)

@@ -113,7 +113,7 @@ public sealed class NcclCommunicator : ICommunicator
             throw new ArgumentException($"{name}: input and output need the same row shape after dim 0");
         if (sendRows.Any(c => c < 0) || recvRows.Any(c => c < 0) || sendRows.Sum() != input.shape[0] || recvRows.Sum() != output.shape[0])
             throw new ArgumentException($"{name}: row counts must be non-negative and sum to the rows of input ({input.shape[0]}) and output ({output.shape[0]})");
-        Exchange(name, input, sendRows, output, recvRows, Row(input) * TensorMemory.ElementSize(input.dtype));
+        Exchange(name, input, sendRows, output, recvRows, Row(input) * input.dtype.ElementSize());
     }
 
     /// <summary>One group of sends and receives: <paramref name="send"/>[j] units of <paramref name="unitBytes"/> go to
