@@ -1,12 +1,10 @@
 using ZCode.Data;
 using ZCode.Model;
-using ZCode.Training;
 using static TorchSharp.torch;
 
 namespace ZCode.Checkpoints;
 
-/// <summary>Teacher-forced passes over fixed batches (eval mode, no grad): expert usage per MoE layer for pruning,
-/// and token-level validation loss for comparing checkpoints (aggregation acceptance).</summary>
+/// <summary>Teacher-forced passes over fixed batches (eval mode, no grad): expert usage per MoE layer for pruning.</summary>
 public static class ModelProbe
 {
     /// <summary>Kept tokens routed to each expert, per MoE layer, summed over the batches.</summary>
@@ -27,23 +25,5 @@ public static class ModelProbe
                         usage[l][e] += s.TokensPerExpert[e];
         }
         return usage;
-    }
-
-    /// <summary>Mean negative log-likelihood per target token (no label smoothing).</summary>
-    public static double ValidNll(Seq2SeqTransformer model, IEnumerable<Batch> batches)
-    {
-        model.eval();
-        using var _ = no_grad();
-        double nll = 0;
-        long tokens = 0;
-        foreach (var batch in batches)
-        {
-            using var scope = NewDisposeScope();
-            var (src, tgtIn, tgtOut) = batch.ToTensors(CPU);
-            var (_, n) = Losses.LabelSmoothedCrossEntropy(model.call(src, tgtIn), tgtOut, model.PadId, 0);
-            nll += n.item<float>();
-            tokens += batch.TgtTokenCount;
-        }
-        return nll / Math.Max(1, tokens);
     }
 }

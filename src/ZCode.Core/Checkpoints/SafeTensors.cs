@@ -106,14 +106,7 @@ public static class SafeTensors
     }
 
     /// <summary>Parses the header; throws <see cref="UserInputException"/> naming the file when it is malformed.</summary>
-    public static (IReadOnlyDictionary<string, SafeTensorInfo> Tensors, IReadOnlyDictionary<string, string> Metadata, long DataStart)
-        ReadHeader(string path)
-    {
-        using var fs = File.OpenRead(path);
-        return ReadHeader(fs, path);
-    }
-
-    private static (IReadOnlyDictionary<string, SafeTensorInfo>, IReadOnlyDictionary<string, string>, long) ReadHeader(FileStream fs, string path)
+    private static (IReadOnlyDictionary<string, SafeTensorInfo>, long) ReadHeader(FileStream fs, string path)
     {
         Span<byte> len = stackalloc byte[8];
         if (fs.Length < 8 || fs.Read(len) != 8)
@@ -133,16 +126,11 @@ public static class SafeTensors
             throw new UserInputException($"{path}: corrupt safetensors header ({e.Message})");
         }
         var tensors = new Dictionary<string, SafeTensorInfo>(StringComparer.Ordinal);
-        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
         long dataLength = fs.Length - 8 - n;
         foreach (var (name, node) in header)
         {
             if (name == "__metadata__")
-            {
-                foreach (var (k, v) in node!.AsObject())
-                    metadata[k] = v!.GetValue<string>();
                 continue;
-            }
             var o = node!.AsObject();
             var shape = o["shape"]!.AsArray().Select(x => x!.GetValue<long>()).ToArray();
             var offs = o["data_offsets"]!.AsArray().Select(x => x!.GetValue<long>()).ToArray();
@@ -152,7 +140,7 @@ public static class SafeTensors
                 throw new UserInputException($"{path}: tensor '{name}' has data_offsets [{info.Begin}, {info.End}] that do not match its shape or the file size");
             tensors[name] = info;
         }
-        return (tensors, metadata, 8 + n);
+        return (tensors, 8 + n);
     }
 
     /// <summary>An open safetensors file: read whole tensors, or read straight into an existing tensor.</summary>
@@ -165,12 +153,11 @@ public static class SafeTensors
         {
             Path = path;
             fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
-            (Tensors, Metadata, dataStart) = ReadHeader(fs, path);
+            (Tensors, dataStart) = ReadHeader(fs, path);
         }
 
         public string Path { get; }
         public IReadOnlyDictionary<string, SafeTensorInfo> Tensors { get; }
-        public IReadOnlyDictionary<string, string> Metadata { get; }
 
         public bool Contains(string name) => Tensors.ContainsKey(name);
 

@@ -38,9 +38,6 @@ public sealed class ParallelLayout : IDisposable
     /// <summary>Ranks that each train on their own share of the global batch: every rank.</summary>
     public int DataParallel => World.Size;
 
-    /// <summary>Which expert group this rank belongs to (rank / expert_parallel).</summary>
-    public int ExpertGroupIndex => World.Rank / ExpertParallel;
-
     /// <summary>The expert group as the model takes it (null when every rank holds every expert).</summary>
     public ExpertParallelGroup? ModelExpertGroup => ExpertParallel > 1 ? new ExpertParallelGroup(ExpertGroup) : null;
 

@@ -120,9 +120,6 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
     /// <summary>Global id of local expert 0 (0 without expert parallelism).</summary>
     public int FirstExpert { get; }
 
-    /// <summary>The expert-parallel group, or null when this layer holds every expert.</summary>
-    public ExpertParallelGroup? ExpertGroup => expertGroup;
-
     /// <summary>The stacked expert parameters (w1, b1, w2, b2) with their names in this module: the parameters that
     /// differ between expert-parallel ranks. Everything else, the router included, is replicated.</summary>
     public IReadOnlyList<(string Name, Parameter Parameter)> ExpertParameters => [("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2)];
@@ -173,9 +170,6 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
     /// <summary>Add Gumbel noise to the logits when choosing the second (and later) expert, training only.
     /// DeepSpeed does this by default (<c>top2_2nd_expert_sampling</c>); off here by default.</summary>
     public bool SecondExpertGumbel { get; set; }
-
-    /// <summary>Priority used in training (from <c>token_priority</c>).</summary>
-    public TokenPriority TrainPriority => trainPriority;
 
     /// <summary>Priority used in evaluation: <c>order</c> when training uses <c>random</c>, otherwise the same.</summary>
     public TokenPriority EvalPriority => trainPriority == TokenPriority.Random ? TokenPriority.Order : trainPriority;
