@@ -41,7 +41,7 @@ public sealed class SpmTokenizer
     /// <summary>Path the model was loaded from (full path).</summary>
     public string ModelPath { get; }
 
-    /// <summary>The parsed model file (pieces with scores and types, trainer ids, normalizer flags).</summary>
+    /// <summary>The parsed model file (pieces with scores and types, trainer ids).</summary>
     public SpmModelProto Proto { get; }
 
     public int VocabSize { get; }
