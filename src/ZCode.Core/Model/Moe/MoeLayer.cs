@@ -230,7 +230,7 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
 
         var r = RouteTokens(x2, mask);
         // Buffer capacity: the group's largest, so every rank sends equal blocks; each rank dropped by its own.
-        long stride = expertGroup is null ? r.Capacity : GroupCapacity(r.Capacity, x.device);
+        long stride = expertGroup is null ? r.Capacity : (long)HostCollectives.AllReduceMax(expertGroup.Comm, [r.Capacity])[0];
         if (stride == 0 || (expertGroup is null && s == 0)) return zeros_like(x);
         if (execution == MoeExecution.Packed) return RunExperts(x2, r).view(x.shape);
 
@@ -270,14 +270,6 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         var output = ExpertForward(local, noise);
         var back = output.view(el, p, c, d).transpose(0, 1).reshape(p * el, c, d);                // contiguous, destination rank first
         return DifferentiableAllToAll.Apply(back, expertGroup.Comm);
-    }
-
-    /// <summary>Largest capacity over the expert-parallel group (collective; an int64 all-reduce on x's device).</summary>
-    private long GroupCapacity(long capacity, Device device)
-    {
-        using var c = tensor(new[] { capacity }, device: device);
-        expertGroup!.Comm.AllReduce(c, ReduceOp.Max);
-        return c.item<long>();
     }
 
     /// <summary>Router (fp32, with training noise) and <see cref="MoeRouting.Route"/>; records losses and statistics.</summary>
