@@ -75,13 +75,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         var data = TensorMemory.Pointer(tensor);
         long n = tensor.numel(), chunk = MaxChunk;
         for (long at = 0; at < n; at += chunk)
-        {
-            int count = (int)Math.Min(chunk, n - at);
-            IntPtr request;
-            int code;
-            using (Serialized()) code = mpi.Iallreduce(MpiNative.InPlace, data + (nint)(at * size), count, type, Op(op), comm, &request);
-            Complete(name, code, request);
-        }
+            Run(name, request => mpi.Iallreduce(MpiNative.InPlace, data + (nint)(at * size), (int)Math.Min(chunk, n - at), type, Op(op), comm, request));
         GC.KeepAlive(tensor);
     }
 
@@ -93,12 +87,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         var data = TensorMemory.Pointer(tensor);
         long bytes = TensorMemory.Bytes(tensor), chunk = MaxChunk;
         for (long at = 0; at < bytes; at += chunk)
-        {
-            IntPtr request;
-            int code;
-            using (Serialized()) code = mpi.Ibcast(data + (nint)at, (int)Math.Min(chunk, bytes - at), mpi.Byte, root, comm, &request);
-            Complete(name, code, request);
-        }
+            Run(name, request => mpi.Ibcast(data + (nint)at, (int)Math.Min(chunk, bytes - at), mpi.Byte, root, comm, request));
         GC.KeepAlive(tensor);
     }
 
@@ -144,12 +133,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     }
 
     private void StartGather(string name, IntPtr send, IntPtr receive, int bytes)
-    {
-        IntPtr request;
-        int code;
-        using (Serialized()) code = mpi.Iallgather(send, bytes, mpi.Byte, receive, bytes, mpi.Byte, comm, &request);
-        Complete(name, code, request);
-    }
+        => Run(name, request => mpi.Iallgather(send, bytes, mpi.Byte, receive, bytes, mpi.Byte, comm, request));
 
     public void ReduceScatter(Tensor input, Tensor output, ReduceOp op = ReduceOp.Sum)
     {
@@ -188,12 +172,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     }
 
     private void StartReduceScatter(string name, IntPtr send, IntPtr receive, int count, IntPtr type, ReduceOp op)
-    {
-        IntPtr request;
-        int code;
-        using (Serialized()) code = mpi.Ireduce_scatter_block(send, receive, count, type, Op(op), comm, &request);
-        Complete(name, code, request);
-    }
+        => Run(name, request => mpi.Ireduce_scatter_block(send, receive, count, type, Op(op), comm, request));
 
     public void AllToAll(Tensor input, Tensor output)
     {
@@ -216,12 +195,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     }
 
     private void StartAllToAll(string name, IntPtr send, IntPtr receive, int bytes)
-    {
-        IntPtr request;
-        int code;
-        using (Serialized()) code = mpi.Ialltoall(send, bytes, mpi.Byte, receive, bytes, mpi.Byte, comm, &request);
-        Complete(name, code, request);
-    }
+        => Run(name, request => mpi.Ialltoall(send, bytes, mpi.Byte, receive, bytes, mpi.Byte, comm, request));
 
     /// <summary>Counts and displacements are passed in rows (one contiguous datatype per row), so buffers of up to
     /// 2^31-1 rows of up to 2 GiB each fit MPI's int arguments; larger ones are rejected.</summary>
@@ -266,13 +240,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         }
     }
 
-    public void Barrier()
-    {
-        IntPtr request;
-        int code;
-        using (Serialized()) code = mpi.Ibarrier(comm, &request);
-        Complete("barrier", code, request);
-    }
+    public void Barrier() => Run("barrier", request => mpi.Ibarrier(comm, request));
 
     /// <summary>MPI_Comm_split has no non-blocking form: an all-gather of (color, key) first proves every rank is
     /// alive and inside the call (with the timeout), so the blocking split cannot hang on a dead peer.</summary>
@@ -295,6 +263,18 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         var handle = comm;
         using (Serialized()) mpi.Comm_free(&handle);
         comm = IntPtr.Zero;
+    }
+
+    /// <summary>A call that starts a non-blocking MPI operation and stores its request.</summary>
+    private delegate int Starter(IntPtr* request);
+
+    /// <summary>Starts one non-blocking operation (serialized when the thread level needs it) and waits for it.</summary>
+    private void Run(string name, Starter start)
+    {
+        IntPtr request;
+        int code;
+        using (Serialized()) code = start(&request);
+        Complete(name, code, request);
     }
 
     private void Complete(string name, int code, IntPtr request)
