@@ -225,7 +225,7 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         if (d != DModel) throw new ArgumentException($"expected last dimension {DModel}, got {d}", nameof(x));
         long s = x.numel() / d;
         var x2 = x.reshape(s, d);
-        Tensor? mask = tokenMask is null ? null : MaskOf(tokenMask, s);
+        var mask = MoeRouting.NormaliseMask(tokenMask, s);
         LastInputShape = x.shape[..^1];
 
         var r = RouteTokens(x2, mask);
@@ -371,14 +371,6 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
     }
 
     private static Tensor Cast(Tensor t, ScalarType dtype) => t.dtype == dtype ? t : t.to(dtype);
-
-    private static Tensor MaskOf(Tensor tokenMask, long s)
-    {
-        if (tokenMask.numel() != s)
-            throw new ArgumentException($"token mask has {tokenMask.numel()} elements, input has {s} tokens", nameof(tokenMask));
-        var m = tokenMask.reshape(s);
-        return m.dtype == ScalarType.Bool ? m : m.ne(0);
-    }
 
     private bool NeedsRandomness() => trainPriority == TokenPriority.Random || noisyGate != NoisyGate.None || SecondExpertGumbel;
 
