@@ -207,7 +207,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         SameDtype(name, input, output);
         if (sendRows.Length != Size || recvRows.Length != Size)
             throw new ArgumentException($"{name}: {sendRows.Length} send and {recvRows.Length} receive counts for a group of {Size}");
-        long rowBytes = RowBytes(input, output, name);
+        long rowBytes = TensorMemory.RowBytes(input, output, name);
         var sendCounts = Ints(sendRows, input.shape[0], name, "sent");
         var recvCounts = Ints(recvRows, output.shape[0], name, "received");
         var sendDispl = Displacements(sendCounts);
@@ -331,14 +331,6 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     private IntPtr Op(ReduceOp op) => op == ReduceOp.Max ? mpi.OpMax : mpi.OpSum;
 
     private static long PieceElements(ScalarType t) => Math.Max(1, MaxChunk / t.ElementSize());
-
-    private static long RowBytes(Tensor input, Tensor output, string name)
-    {
-        static long Row(Tensor t) => t.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
-        if (input.dim() == 0 || output.dim() == 0 || Row(input) != Row(output))
-            throw new ArgumentException($"{name}: input and output need the same row shape after dim 0");
-        return Row(input) * input.dtype.ElementSize();
-    }
 
     private static int[] Ints(long[] rows, long available, string name, string what)
     {
