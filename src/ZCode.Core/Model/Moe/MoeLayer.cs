@@ -166,10 +166,10 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
     public TokenPriority EvalPriority => trainPriority == TokenPriority.Random ? TokenPriority.Order : trainPriority;
 
     /// <summary>Unweighted load-balancing loss of the last forward (fp32 scalar, in the caller's dispose scope).</summary>
-    public Tensor? AuxLoss { get; private set; }
+    public Tensor? AuxLoss => LastRouting?.AuxLoss;
 
     /// <summary>Router z-loss of the last forward (fp32 scalar, in the caller's dispose scope).</summary>
-    public Tensor? ZLoss { get; private set; }
+    public Tensor? ZLoss => LastRouting?.ZLoss;
 
     /// <summary>Routing statistics of the last forward, read from the device on first access (call it before the
     /// forward's dispose scope ends; the returned record itself is managed and can be kept).</summary>
@@ -187,10 +187,10 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
     private MoeStats? lastStats;
 
     /// <summary>Capacity C used by the last forward.</summary>
-    public long LastCapacity { get; private set; }
+    public long LastCapacity => LastRouting?.Capacity ?? 0;
 
     /// <summary>Router entropy of the last forward (scalar fp32, detached, in the caller's dispose scope).</summary>
-    public Tensor? RouterEntropy { get; private set; }
+    public Tensor? RouterEntropy => LastRouting?.Entropy;
 
     /// <summary>Routing of the last forward (tensors in the caller's dispose scope: read them before it ends),
     /// and the leading shape of its input ([B, L] for a batch of sequences), for per-row statistics.</summary>
@@ -292,11 +292,7 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
             secondChoiceGumbel: train && (SecondExpertGumbel || (rsample && topK > 1)),
             firstChoiceGumbel: rsample && topK == 1);
 
-        AuxLoss = r.AuxLoss;
-        ZLoss = r.ZLoss;
-        RouterEntropy = r.Entropy;
         LastRouting = r;
-        LastCapacity = capacity;
         lastStats = null;
         return r;
     }
