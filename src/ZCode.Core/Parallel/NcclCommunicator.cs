@@ -27,8 +27,8 @@ public sealed class NcclCommunicator : ICommunicator
     private IntPtr comm;
     private string? broken;
 
-    public int Rank { get; }
-    public int Size { get; }
+    public int Rank => bootstrap.Rank;
+    public int Size => bootstrap.Size;
     public string Backend => "nccl";
 
     public Device Device => new(tensorDevice, tensorDevice == DeviceType.CPU ? -1 : device);
@@ -48,8 +48,6 @@ public sealed class NcclCommunicator : ICommunicator
         device = deviceIndex;
         this.tensorDevice = tensorDevice;
         this.timeout = timeout;
-        Rank = bootstrap.Rank;
-        Size = bootstrap.Size;
         Cuda(api.CudaSetDevice(device), "cudaSetDevice", "init");
         var id = new byte[INcclApi.UniqueIdBytes];
         if (Rank == 0) Check(api.GetUniqueId(id), "ncclGetUniqueId", abortOnFail: false);
