@@ -8,14 +8,10 @@ namespace ZCode.Cli.Commands;
 /// <summary>`zcode bench moe|train|comm`: throughput measurements (see bench/RESULTS.md for recorded figures).</summary>
 internal static class BenchCommand
 {
-    public static Command Create()
+    public static Command Create() => new("bench", "Benchmarks: one MoE layer (index vs einsum dispatch), full training steps, collectives")
     {
-        var cmd = new Command("bench", "Benchmarks: one MoE layer (index vs einsum dispatch), full training steps, collectives");
-        cmd.Add(Moe());
-        cmd.Add(Train());
-        cmd.Add(BenchCommCommand.Create());
-        return cmd;
-    }
+        Moe(), Train(), BenchCommCommand.Create(),
+    };
 
     private static Option<int> Int(string name, string description, int? defaultValue = null)
     {
