@@ -72,8 +72,7 @@ public sealed partial class DataSource
         foreach (var c in index.Corpora)
         {
             var keep = KeepList.Read(Path.Combine(shardDir, c.Keep));
-            stats.Add(new CorpusStats(c.Key, index.Files[c.SrcFile].Path, c.TgtFile >= 0 ? index.Files[c.TgtFile].Path : "",
-                c.Src, c.Tgt, c.Lines, keep.Length, c.SkippedEmpty, c.SkippedTooLong));
+            stats.Add(new CorpusStats(c.Key, c.Lines, keep.Length, c.SkippedEmpty, c.SkippedTooLong));
             if (c.Section == "monolingual")
             {
                 if (noise is null) continue;

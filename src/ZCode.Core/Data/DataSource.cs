@@ -4,8 +4,7 @@ using ZCode.Text;
 namespace ZCode.Data;
 
 /// <summary>Counts for one configured corpus (for logs and <c>zcode inspect</c>).</summary>
-public sealed record CorpusStats(string Key, string SrcPath, string TgtPath, string SrcLang, string TgtLang,
-    long Lines, int Kept, long SkippedEmpty, long SkippedTooLong);
+public sealed record CorpusStats(string Key, long Lines, int Kept, long SkippedEmpty, long SkippedTooLong);
 
 /// <summary>
 /// The data of a run, read from the prepared shards (<see cref="FromShards"/>): MT directions from
