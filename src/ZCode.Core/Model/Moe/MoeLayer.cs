@@ -173,18 +173,10 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
 
     /// <summary>Routing statistics of the last forward, read from the device on first access (call it before the
     /// forward's dispose scope ends; the returned record itself is managed and can be kept).</summary>
-    public MoeStats? LastStats
-    {
-        get
-        {
-            if (lastStats is null && LastRouting is { } r)
-                lastStats = new MoeStats(r.TokensPerExpertCounts, r.RoutedTokens, r.Dropped,
-                    r.RoutedTokens == 0 ? 0.0 : (double)r.Dropped / (r.RoutedTokens * topK));
-            return lastStats;
-        }
-    }
-
-    private MoeStats? lastStats;
+    public MoeStats? LastStats => LastRouting is { } r
+        ? new MoeStats(r.TokensPerExpertCounts, r.RoutedTokens, r.Dropped,
+            r.RoutedTokens == 0 ? 0.0 : (double)r.Dropped / (r.RoutedTokens * topK))
+        : null;
 
     /// <summary>Capacity C used by the last forward.</summary>
     public long LastCapacity => LastRouting?.Capacity ?? 0;
@@ -293,7 +285,6 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
             firstChoiceGumbel: rsample && topK == 1);
 
         LastRouting = r;
-        lastStats = null;
         return r;
     }
 
