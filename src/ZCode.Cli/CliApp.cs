@@ -8,31 +8,23 @@ public static class CliApp
 {
     public const int ExitOk = 0, ExitRuntime = 1, ExitBadInput = 2;
 
-    public static RootCommand BuildRoot()
+    public static RootCommand BuildRoot() => new("zcode: multitask multilingual Mixture-of-Experts seq2seq trainer (Z-code M3 recipe)")
     {
-        var root = new RootCommand("zcode: multitask multilingual Mixture-of-Experts seq2seq trainer (Z-code M3 recipe)");
-        foreach (var command in CommandFactories())
-            root.Add(command);
-        return root;
-    }
-
-    private static IEnumerable<Command> CommandFactories()
-    {
-        yield return TrainCommand.Create();
-        yield return PlanCommand.Create();
-        yield return ConfigCommand.Create();
-        yield return InspectCommand.Create();
-        yield return ExpertCommands.Aggregate();
-        yield return ExpertCommands.Prune();
-        yield return AverageCommand.Create();
-        yield return DataCommand.Create();
-        yield return VocabCommand.Create();
-        yield return EvalCommand.Create();
-        yield return TranslateCommand.Create();
-        yield return ScoreCommand.Create();
-        yield return BenchCommand.Create();
-        yield return PlotCommand.Create();
-    }
+        TrainCommand.Create(),
+        PlanCommand.Create(),
+        ConfigCommand.Create(),
+        InspectCommand.Create(),
+        ExpertCommands.Aggregate(),
+        ExpertCommands.Prune(),
+        AverageCommand.Create(),
+        DataCommand.Create(),
+        VocabCommand.Create(),
+        EvalCommand.Create(),
+        TranslateCommand.Create(),
+        ScoreCommand.Create(),
+        BenchCommand.Create(),
+        PlotCommand.Create(),
+    };
 
     /// <summary>Parses and runs; bad arguments and <see cref="UserInputException"/> give exit code 2 and one line.</summary>
     public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)

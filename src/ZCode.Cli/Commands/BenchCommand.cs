@@ -8,14 +8,10 @@ namespace ZCode.Cli.Commands;
 /// <summary>`zcode bench moe|train|comm`: throughput measurements (see bench/RESULTS.md for recorded figures).</summary>
 internal static class BenchCommand
 {
-    public static Command Create()
+    public static Command Create() => new("bench", "Benchmarks: one MoE layer (index vs einsum dispatch), full training steps, collectives")
     {
-        var cmd = new Command("bench", "Benchmarks: one MoE layer (index vs einsum dispatch), full training steps, collectives");
-        cmd.Add(Moe());
-        cmd.Add(Train());
-        cmd.Add(BenchCommCommand.Create());
-        return cmd;
-    }
+        Moe(), Train(), BenchCommCommand.Create(),
+    };
 
     private static Option<int> Int(string name, string description, int? defaultValue = null)
     {
@@ -52,13 +48,13 @@ internal static class BenchCommand
             { tokens, d, ffn, experts, topK, cf, repeats, threads, json, expertParallel, backend };
         cmd.SetAction(parse =>
         {
-            if (parse.GetValue(expertParallel))
-                return ExpertParallelMoe(parse, tokens, d, ffn, experts, topK, cf, repeats, threads, json, backend);
             var o = new MoeBenchOptions(Positive(parse.GetValue(tokens), "--tokens"), Positive(parse.GetValue(d), "--d"),
                 Positive(parse.GetValue(ffn), "--ffn"), Positive(parse.GetValue(experts), "--experts"),
                 parse.GetValue(topK), parse.GetValue(cf), Positive(parse.GetValue(repeats), "--repeats"));
             if (o.TopK < 1 || o.TopK > 2 || o.TopK > o.Experts)
                 throw new UserInputException($"--top-k: must be 1 or 2 and at most --experts, got {o.TopK}");
+            if (parse.GetValue(expertParallel))
+                return ExpertParallelMoe(parse, o, threads, json, backend);
             if (!(o.CapacityFactor > 0) || double.IsInfinity(o.CapacityFactor))
                 throw new UserInputException($"--capacity-factor: must be greater than 0 (the einsum reference needs a finite capacity), got {o.CapacityFactor}");
             SetThreads(parse.GetValue(threads));
@@ -91,14 +87,8 @@ internal static class BenchCommand
     }
 
     /// <summary>`bench moe --expert-parallel`: every rank runs it; rank 0 prints.</summary>
-    private static int ExpertParallelMoe(ParseResult parse, Option<int> tokens, Option<int> d, Option<int> ffn, Option<int> experts,
-        Option<int> topK, Option<double> cf, Option<int> repeats, Option<int> threads, Option<bool> json, Option<string> backend)
+    private static int ExpertParallelMoe(ParseResult parse, MoeBenchOptions o, Option<int> threads, Option<bool> json, Option<string> backend)
     {
-        var o = new MoeBenchOptions(Positive(parse.GetValue(tokens), "--tokens"), Positive(parse.GetValue(d), "--d"),
-            Positive(parse.GetValue(ffn), "--ffn"), Positive(parse.GetValue(experts), "--experts"),
-            parse.GetValue(topK), parse.GetValue(cf), Positive(parse.GetValue(repeats), "--repeats"));
-        if (o.TopK < 1 || o.TopK > 2 || o.TopK > o.Experts)
-            throw new UserInputException($"--top-k: must be 1 or 2 and at most --experts, got {o.TopK}");
         if (!(o.CapacityFactor >= 0) || double.IsInfinity(o.CapacityFactor))
             throw new UserInputException($"--capacity-factor: must be finite and at least 0 (0 = no dropping), got {o.CapacityFactor}");
         var name = parse.GetValue(backend)!;

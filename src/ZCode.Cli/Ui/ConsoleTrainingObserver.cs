@@ -14,12 +14,7 @@ internal sealed class ConsoleTrainingObserver : ITrainingObserver, IDisposable
     private readonly TaskCompletionSource done = new();
     private readonly TaskCompletionSource<ProgressTask> started = new();
 
-    public ConsoleTrainingObserver()
-    {
-        Interactive = AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected;
-    }
-
-    public bool Interactive { get; }
+    public bool Interactive { get; } = AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected;
 
     public void OnStart(int startStep, int maxSteps)
     {

@@ -36,7 +36,7 @@ public static class CommBenchmark
     public static List<CommBenchRow> Run(ICommunicator comm, CommBenchOptions o, Device device)
     {
         if (o.Iterations < 1) throw new ArgumentOutOfRangeException(nameof(o), "iterations must be at least 1");
-        long elementSize = ElementSize(o.Dtype);
+        long elementSize = o.Dtype.ElementSize();
         int p = comm.Size;
         // Elements per call, a multiple of Size * RowWidth so every split is even.
         long unit = (long)p * RowWidth;
@@ -55,18 +55,14 @@ public static class CommBenchmark
                 bench.Run(it);
                 double ms = clock.Elapsed.TotalMilliseconds;
                 if (it >= o.Warmup) total += ms;
-                Agree(comm, Collectives[c], bench.Check(it), device);
+                Agree(comm, Collectives[c], bench.Check(it));
             }
             times[c] = total / o.Iterations;
             if (comm.Rank == o.FailRank)
                 Fail(o.FailMode, Collectives[c], o.FailRank);
         }
         // Report the slowest rank's mean: a collective finishes when its last rank does.
-        using (var t = tensor(times, device: device))
-        {
-            comm.AllReduce(t, ReduceOp.Max);
-            t.cpu().data<double>().CopyTo(times, 0);
-        }
+        times = HostCollectives.AllReduceMax(comm, times);
         for (int c = 0; c < Collectives.Length; c++)
         {
             var bench = Bytes(Collectives[c], n, elementSize, p);
@@ -102,21 +98,12 @@ public static class CommBenchmark
         _ => 0,
     };
 
-    private static long ElementSize(ScalarType t) => t switch
-    {
-        ScalarType.Float32 or ScalarType.Int32 => 4,
-        ScalarType.Float64 or ScalarType.Int64 => 8,
-        ScalarType.BFloat16 or ScalarType.Float16 => 2,
-        _ => throw new ArgumentException($"bench comm: dtype {t} is not one of float32, float64, int32, int64, bfloat16, float16"),
-    };
-
     /// <summary>All ranks learn which ranks saw wrong values; throws on every rank when any did.</summary>
-    private static void Agree(ICommunicator comm, string collective, string? localError, Device device)
+    private static void Agree(ICommunicator comm, string collective, string? localError)
     {
-        using var bad = zeros(comm.Size, ScalarType.Int32, device: device);
+        var bad = new double[comm.Size];
         if (localError is not null) bad[comm.Rank] = 1;
-        comm.AllReduce(bad);
-        var failed = bad.cpu().data<int>().ToArray().Select((v, r) => (v, r)).Where(x => x.v != 0).Select(x => x.r).ToList();
+        var failed = HostCollectives.AllReduceSum(comm, bad).Select((v, r) => (v, r)).Where(x => x.v != 0).Select(x => x.r).ToList();
         if (failed.Count == 0) return;
         var mine = localError is null ? "" : $"; on rank {comm.Rank}: {localError}";
         throw new CommVerificationException($"bench comm: {collective} gave wrong values on rank{(failed.Count > 1 ? "s" : "")} {string.Join(", ", failed)}{mine}");

@@ -69,7 +69,7 @@ public static class ExpertParallelMoeBenchmark
             long seed = o.Seed + 7919L * i + comm.Rank;
             var (tSplit, ySplit) = Time(comm, split, x, upstream, seed);
             var (tRep, yRep) = Time(comm, replicated, x, upstream, seed);
-            capacity = GroupCapacity(comm, split.LastCapacity, device);
+            capacity = (long)HostCollectives.AllReduceMax(comm, [split.LastCapacity])[0]; // the split layer's buffer capacity
             double tExchange = TimeExchange(comm, o, capacity, device);
             using (var diff = (ySplit - yRep).abs().max()) maxDiff = Math.Max(maxDiff, diff.item<float>());
             ySplit.Dispose();
@@ -81,17 +81,9 @@ public static class ExpertParallelMoeBenchmark
                 msExchange.Add(tExchange);
             }
         }
-        double[] slowest = MaxOverRanks(comm, [BenchStats.Median(msSplit), BenchStats.Median(msReplicated), BenchStats.Median(msExchange), maxDiff], device);
+        double[] slowest = HostCollectives.AllReduceMax(comm, [BenchStats.Median(msSplit), BenchStats.Median(msReplicated), BenchStats.Median(msExchange), maxDiff]);
         long bytes = o.Experts * capacity * o.DModel * sizeof(float);
         return new ExpertParallelMoeBenchResult(o, comm.Size, capacity, slowest[0], slowest[1], slowest[2], bytes, slowest[3]);
-    }
-
-    /// <summary>The buffer capacity the split layer used: the group's largest routing capacity.</summary>
-    private static long GroupCapacity(ICommunicator comm, long capacity, Device device)
-    {
-        using var c = tensor(new[] { capacity }, device: device);
-        comm.AllReduce(c, ReduceOp.Max);
-        return c.item<long>();
     }
 
     private static (double Ms, Tensor Y) Time(ICommunicator comm, MoeLayer layer, Tensor x, Tensor upstream, long seed)
@@ -118,13 +110,5 @@ public static class ExpertParallelMoeBenchmark
         comm.AllToAll(buffer, received);
         if (device.type == TorchSharp.DeviceType.CUDA) cuda.synchronize();
         return clock.Elapsed.TotalMilliseconds;
-    }
-
-    private static double[] MaxOverRanks(ICommunicator comm, double[] values, Device device)
-    {
-        using var t = tensor(values, ScalarType.Float64, device);
-        comm.AllReduce(t, ReduceOp.Max);
-        using var host = t.cpu();
-        return host.data<double>().ToArray();
     }
 }

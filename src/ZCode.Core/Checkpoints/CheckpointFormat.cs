@@ -27,7 +27,6 @@ public static class CheckpointFormat
     /// <summary>Prefix of the optimizer state's files.</summary>
     public const string OptimizerPrefix = "optimizer-";
     public static readonly string[] ExpertParams = ["w1", "b1", "w2", "b2"];
-    public static readonly string[] OptimizerFields = ["exp_avg", "exp_avg_sq", "step"];
 
     public static string ExpertFile(int layer) => $"experts-L{layer:D2}.safetensors";
     public static string OptimizerExpertFile(int layer) => $"optimizer-experts-L{layer:D2}.safetensors";

@@ -1,12 +1,10 @@
 using ZCode.Data;
 using ZCode.Model;
-using ZCode.Training;
 using static TorchSharp.torch;
 
 namespace ZCode.Checkpoints;
 
-/// <summary>Teacher-forced passes over fixed batches (eval mode, no grad): expert usage per MoE layer for pruning,
-/// and token-level validation loss for comparing checkpoints (aggregation acceptance).</summary>
+/// <summary>Teacher-forced passes over fixed batches (eval mode, no grad): expert usage per MoE layer for pruning.</summary>
 public static class ModelProbe
 {
     /// <summary>Kept tokens routed to each expert, per MoE layer, summed over the batches.</summary>

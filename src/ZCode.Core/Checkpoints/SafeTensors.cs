@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ZCode.Checkpoints;
@@ -105,14 +106,7 @@ public static class SafeTensors
     }
 
     /// <summary>Parses the header; throws <see cref="UserInputException"/> naming the file when it is malformed.</summary>
-    public static (IReadOnlyDictionary<string, SafeTensorInfo> Tensors, IReadOnlyDictionary<string, string> Metadata, long DataStart)
-        ReadHeader(string path)
-    {
-        using var fs = File.OpenRead(path);
-        return ReadHeader(fs, path);
-    }
-
-    private static (IReadOnlyDictionary<string, SafeTensorInfo>, IReadOnlyDictionary<string, string>, long) ReadHeader(FileStream fs, string path)
+    private static (IReadOnlyDictionary<string, SafeTensorInfo>, long) ReadHeader(FileStream fs, string path)
     {
         Span<byte> len = stackalloc byte[8];
         if (fs.Length < 8 || fs.Read(len) != 8)
@@ -132,35 +126,22 @@ public static class SafeTensors
             throw new UserInputException($"{path}: corrupt safetensors header ({e.Message})");
         }
         var tensors = new Dictionary<string, SafeTensorInfo>(StringComparer.Ordinal);
-        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
         long dataLength = fs.Length - 8 - n;
         foreach (var (name, node) in header)
         {
             if (name == "__metadata__")
-            {
-                foreach (var (k, v) in node!.AsObject())
-                    metadata[k] = v!.GetValue<string>();
                 continue;
-            }
             var o = node!.AsObject();
             var shape = o["shape"]!.AsArray().Select(x => x!.GetValue<long>()).ToArray();
             var offs = o["data_offsets"]!.AsArray().Select(x => x!.GetValue<long>()).ToArray();
             var info = new SafeTensorInfo(name, o["dtype"]!.GetValue<string>(), shape, offs[0], offs[1]);
-            long expect = shape.Aggregate(1L, (a, b) => a * b) * ElementSize(ScalarTypeOf(info.Dtype, path));
+            long expect = shape.Aggregate(1L, (a, b) => a * b) * ScalarTypeOf(info.Dtype, path).ElementSize();
             if (info.End - info.Begin != expect || info.Begin < 0 || info.End > dataLength)
                 throw new UserInputException($"{path}: tensor '{name}' has data_offsets [{info.Begin}, {info.End}] that do not match its shape or the file size");
             tensors[name] = info;
         }
-        return (tensors, metadata, 8 + n);
+        return (tensors, 8 + n);
     }
-
-    private static int ElementSize(ScalarType t) => t switch
-    {
-        ScalarType.Float64 or ScalarType.Int64 => 8,
-        ScalarType.Float32 or ScalarType.Int32 => 4,
-        ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Int16 => 2,
-        _ => 1,
-    };
 
     /// <summary>An open safetensors file: read whole tensors, or read straight into an existing tensor.</summary>
     public sealed class Reader : IDisposable
@@ -172,12 +153,11 @@ public static class SafeTensors
         {
             Path = path;
             fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
-            (Tensors, Metadata, dataStart) = ReadHeader(fs, path);
+            (Tensors, dataStart) = ReadHeader(fs, path);
         }
 
         public string Path { get; }
         public IReadOnlyDictionary<string, SafeTensorInfo> Tensors { get; }
-        public IReadOnlyDictionary<string, string> Metadata { get; }
 
         public bool Contains(string name) => Tensors.ContainsKey(name);
 

@@ -6,13 +6,13 @@ namespace ZCode.Data;
 /// <summary>
 /// A padded batch of examples, row-major int64 arrays ready for tensors:
 /// <see cref="SrcTokens"/> [B, Ls] (tag, tokens, EOS, pad...), <see cref="TgtIn"/> [B, Lt] (BOS, tokens, pad...) and
-/// <see cref="TgtOut"/> [B, Lt] (tokens, EOS, pad...). Padding uses <see cref="PadId"/>; the model derives its
-/// masks from it.
+/// <see cref="TgtOut"/> [B, Lt] (tokens, EOS, pad...). Padding uses the pad id given to <see cref="Collate"/>; the
+/// model derives its masks from it.
 /// </summary>
 public sealed class Batch
 {
     private Batch(int size, int srcLen, int tgtLen, long[] src, long[] tgtIn, long[] tgtOut, int srcTokens,
-        int tgtTokens, int padId, Example[] examples)
+        int tgtTokens, Example[] examples)
     {
         Size = size;
         SrcLen = srcLen;
@@ -22,7 +22,6 @@ public sealed class Batch
         TgtOut = tgtOut;
         SrcTokenCount = srcTokens;
         TgtTokenCount = tgtTokens;
-        PadId = padId;
         Examples = examples;
     }
 
@@ -42,7 +41,6 @@ public sealed class Batch
     public int SrcTokenCount { get; }
     /// <summary>Non-pad target tokens (labels), the loss normaliser.</summary>
     public int TgtTokenCount { get; }
-    public int PadId { get; }
     /// <summary>The rows' examples (languages, task, unpadded ids), in row order.</summary>
     public IReadOnlyList<Example> Examples { get; }
 
@@ -87,7 +85,7 @@ public sealed class Batch
             srcCount += e.Source.Length;
             tgtCount += e.Target.Length;
         }
-        return new Batch(b, ls, lt, src, tgtIn, tgtOut, srcCount, tgtCount, padId, examples.ToArray());
+        return new Batch(b, ls, lt, src, tgtIn, tgtOut, srcCount, tgtCount, examples.ToArray());
     }
 
     /// <summary>The three int64 tensors [B, Ls], [B, Lt], [B, Lt] on <paramref name="device"/> (CPU when null).</summary>

@@ -13,15 +13,13 @@ public sealed class DaeNoise
     private readonly bool _permute;
     private readonly bool[] _sentenceEnd;
 
-    /// <param name="maskRatio">Fraction of tokens to cover with spans (0..1).</param>
-    /// <param name="lambda">Poisson mean of the span length.</param>
+    /// <param name="maskRatio">Fraction of tokens to cover with spans (0..1; tasks.dae.mask_ratio, range-checked by ConfigValidator).</param>
+    /// <param name="lambda">Poisson mean of the span length (tasks.dae.poisson_lambda, positive).</param>
     /// <param name="maskId">Id of <c>&lt;mask&gt;</c>.</param>
     /// <param name="permuteSentences">Shuffle the sentences (split after sentence-final pieces) before masking.</param>
     /// <param name="sentenceEnd">Per id: whether the piece ends a sentence (only used when permuting).</param>
     public DaeNoise(double maskRatio, double lambda, int maskId, bool permuteSentences = false, bool[]? sentenceEnd = null)
     {
-        if (maskRatio is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(maskRatio), maskRatio, "0..1");
-        if (!(lambda > 0)) throw new ArgumentOutOfRangeException(nameof(lambda), lambda, "must be positive");
         _ratio = maskRatio;
         _expMinusLambda = Math.Exp(-lambda);
         _maskId = maskId;

@@ -35,7 +35,9 @@ public sealed partial class DataSource
         var index = prepared.Index;
         var shardDir = Path.GetDirectoryName(prepared.IndexPath)!;
         var tokenizer = SpmTokenizer.Load(index.SpmModel);
-        Validate(config, tokenizer, dataParallel);
+        // The validator checks this for train; prune-experts gets here with a checkpoint's config and today's model file.
+        if (config.Model.VocabSize < tokenizer.VocabSize)
+            throw new InvalidOperationException($"model.vocab_size {config.Model.VocabSize} < {tokenizer.VocabSize} pieces was not validated");
         var data = config.Data;
         var tasks = config.Tasks;
 
@@ -72,8 +74,7 @@ public sealed partial class DataSource
         foreach (var c in index.Corpora)
         {
             var keep = KeepList.Read(Path.Combine(shardDir, c.Keep));
-            stats.Add(new CorpusStats(c.Key, index.Files[c.SrcFile].Path, c.TgtFile >= 0 ? index.Files[c.TgtFile].Path : "",
-                c.Src, c.Tgt, c.Lines, keep.Length, c.SkippedEmpty, c.SkippedTooLong));
+            stats.Add(new CorpusStats(c.Key, c.Lines, keep.Length, c.SkippedEmpty, c.SkippedTooLong));
             if (c.Section == "monolingual")
             {
                 if (noise is null) continue;
@@ -95,8 +96,6 @@ public sealed partial class DataSource
             if (data.BothDirections) Mt(map, order, c.Tgt, c.Src).Add(shards[c.TgtFile], shards[c.SrcFile], keep);
         }
 
-        if (tasks.Mt.Weight > 0 && mt.Count == 0)
-            throw new InvalidOperationException("tasks.mt.weight > 0 without data.parallel: the config validator rejects this");
         if (tasks.Dae.Weight > 0 && dae.Values.All(s => s.Count == 0))
             throw new UserInputException(NoMonolingualText);
         var train = trainOrder.Where(s => s.Count > 0 && (s.Task == Tasks.Mt ? tasks.Mt.Weight > 0 : tasks.Dae.Weight > 0))

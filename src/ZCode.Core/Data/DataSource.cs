@@ -4,8 +4,7 @@ using ZCode.Text;
 namespace ZCode.Data;
 
 /// <summary>Counts for one configured corpus (for logs and <c>zcode inspect</c>).</summary>
-public sealed record CorpusStats(string Key, string SrcPath, string TgtPath, string SrcLang, string TgtLang,
-    long Lines, int Kept, long SkippedEmpty, long SkippedTooLong);
+public sealed record CorpusStats(string Key, long Lines, int Kept, long SkippedEmpty, long SkippedTooLong);
 
 /// <summary>
 /// The data of a run, read from the prepared shards (<see cref="FromShards"/>): MT directions from
@@ -62,15 +61,4 @@ public sealed partial class DataSource
     /// </summary>
     public static int MicroBatchTokens(TrainConfig train, int dataParallel = 1)
         => train.TokensPerBatch / (Math.Max(1, train.GradAccumulation) * Math.Max(1, dataParallel));
-
-    /// <summary>What the config validator guarantees before data is loaded (ConfigValidator.ValidateRun).</summary>
-    private static void Validate(ZCodeConfig config, SpmTokenizer tokenizer, int dataParallel = 1)
-    {
-        var data = config.Data;
-        if (data.MaxLen < 3 || !(data.Temperature > 0) || MicroBatchTokens(config.Train, dataParallel) < data.MaxLen)
-            throw new InvalidOperationException($"data.max_len {data.MaxLen}, data.temperature {data.Temperature} or the micro-batch " +
-                                                $"of {MicroBatchTokens(config.Train, dataParallel)} tokens was not validated");
-        if (config.Model.VocabSize < tokenizer.VocabSize)
-            throw new InvalidOperationException($"model.vocab_size {config.Model.VocabSize} < {tokenizer.VocabSize} pieces was not validated");
-    }
 }

@@ -114,8 +114,6 @@ public sealed class TokenBudgetBatcher : IBatchStream
     /// <summary>Sampling probability of each direction, in the order given.</summary>
     public IReadOnlyList<double> Probabilities => _sampler.Probabilities;
 
-    public IReadOnlyList<IExampleSet> Sets => _sets;
-
     public long BatchesProduced => _batchesProduced;
 
     public Batch Next()

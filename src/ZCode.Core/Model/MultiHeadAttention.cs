@@ -27,48 +27,38 @@ public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor, Tensor?, bool
     /// </summary>
     public override Tensor forward(Tensor query, Tensor keyValue, Tensor? keyMask, bool causal)
     {
-        long b = query.shape[0], lq = query.shape[1], lk = keyValue.shape[1], d = query.shape[2];
-        long dh = d / heads;
-        var q = Projection.Apply(q_proj, query).view(b, lq, heads, dh).transpose(1, 2);
-        var k = Projection.Apply(k_proj, keyValue).view(b, lk, heads, dh).transpose(1, 2);
-        var v = Projection.Apply(v_proj, keyValue).view(b, lk, heads, dh).transpose(1, 2);
-
-        Tensor? mask = null;
-        if (keyMask is not null)
-            mask = keyMask.view(b, 1, 1, lk);
+        var (k, v) = KeysValues(keyValue);
+        long lq = query.shape[1], lk = keyValue.shape[1];
+        var mask = keyMask?.view(query.shape[0], 1, 1, lk);
         if (causal)
         {
             var tri = ones(lq, lk, dtype: ScalarType.Bool, device: query.device).tril(lk - lq);
             mask = mask is null ? tri : mask.logical_and(tri);
         }
-        var p = training ? dropout : 0.0;
-        // SDPA needs the mask in the compute dtype's broadcastable bool form; it handles bf16 q/k/v.
-        var attn = nn.functional.scaled_dot_product_attention(q, k, v, mask, p);
-        var merged = attn.transpose(1, 2).reshape(b, lq, d);
-        return Projection.Apply(out_proj, merged);
+        return Attend(query, k, v, mask);
     }
 
     /// <summary>Keys and values of keyValue [B, Lk, d], split into heads: each [B, H, Lk, dh] (for a decoding cache).</summary>
-    public (Tensor K, Tensor V) KeysValues(Tensor keyValue)
-    {
-        long b = keyValue.shape[0], lk = keyValue.shape[1], d = keyValue.shape[2];
-        long dh = d / heads;
-        var k = Projection.Apply(k_proj, keyValue).view(b, lk, heads, dh).transpose(1, 2);
-        var v = Projection.Apply(v_proj, keyValue).view(b, lk, heads, dh).transpose(1, 2);
-        return (k, v);
-    }
+    public (Tensor K, Tensor V) KeysValues(Tensor keyValue) => (Heads(k_proj, keyValue), Heads(v_proj, keyValue));
 
     /// <summary>
     /// Attention of query [B, Lq, d] over precomputed keys/values [B, H, Lk, dh] (see <see cref="KeysValues"/>);
     /// keyMask [B, Lk] or null. No causal mask: an incremental decoder's cache holds only past keys.
     /// </summary>
     public Tensor AttendCached(Tensor query, Tensor k, Tensor v, Tensor? keyMask)
+        => Attend(query, k, v, keyMask?.view(query.shape[0], 1, 1, k.shape[2]));
+
+    /// <summary>The queries of query [B, Lq, d] over keys/values [B, H, Lk, dh] with a mask broadcastable to
+    /// [B, H, Lq, Lk], heads merged and projected: [B, Lq, d].</summary>
+    private Tensor Attend(Tensor query, Tensor k, Tensor v, Tensor? mask)
     {
         long b = query.shape[0], lq = query.shape[1], d = query.shape[2];
-        long dh = d / heads;
-        var q = Projection.Apply(q_proj, query).view(b, lq, heads, dh).transpose(1, 2);
-        var mask = keyMask?.view(b, 1, 1, k.shape[2]);
-        var attn = nn.functional.scaled_dot_product_attention(q, k, v, mask, training ? dropout : 0.0);
+        // SDPA needs the mask in the compute dtype's broadcastable bool form; it handles bf16 q/k/v.
+        var attn = nn.functional.scaled_dot_product_attention(Heads(q_proj, query), k, v, mask, training ? dropout : 0.0);
         return Projection.Apply(out_proj, attn.transpose(1, 2).reshape(b, lq, d));
     }
+
+    /// <summary>x [B, L, d] through <paramref name="projection"/>, split into heads: [B, H, L, dh].</summary>
+    private Tensor Heads(Linear projection, Tensor x)
+        => Projection.Apply(projection, x).view(x.shape[0], x.shape[1], heads, x.shape[2] / heads).transpose(1, 2);
 }

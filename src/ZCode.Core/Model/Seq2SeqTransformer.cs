@@ -95,18 +95,12 @@ public sealed class Seq2SeqTransformer : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>
     /// Expert parameters (the stacked w1/b1/w2/b2 of every MoE layer) with their state-dict names, in
     /// named_parameters order. Under expert parallelism they differ between the ranks of an expert group, so their
-    /// gradients are reduced over the expert-data-parallel group only; the rest (<see cref="SharedParameters"/>) over
-    /// all data-parallel ranks. Together the two lists are exactly named_parameters().
+    /// gradients are reduced over the expert-data-parallel group only; every other parameter over all data-parallel ranks.
     /// </summary>
-    public IReadOnlyList<(string Name, Parameter Parameter)> ExpertParameters() => SplitParameters(expert: true);
-
-    /// <summary>Every parameter that is not an expert parameter (embeddings, attention, norms, dense FFNs, routers).</summary>
-    public IReadOnlyList<(string Name, Parameter Parameter)> SharedParameters() => SplitParameters(expert: false);
-
-    private List<(string Name, Parameter Parameter)> SplitParameters(bool expert)
+    public IReadOnlyList<(string Name, Parameter Parameter)> ExpertParameters()
     {
         var experts = MoeLayers.SelectMany(l => l.ExpertParameters).Select(p => p.Parameter.Handle).ToHashSet();
-        return named_parameters().Where(p => experts.Contains(p.parameter.Handle) == expert).Select(p => (p.name, p.parameter)).ToList();
+        return named_parameters().Where(p => experts.Contains(p.parameter.Handle)).Select(p => (p.name, p.parameter)).ToList();
     }
 
     /// <summary>The device the parameters live on (where inputs must be).</summary>

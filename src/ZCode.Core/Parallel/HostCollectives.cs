@@ -10,12 +10,17 @@ namespace ZCode.Parallel;
 public static class HostCollectives
 {
     /// <summary>Sums <paramref name="values"/> over the ranks in float64 (exact for token counts).</summary>
-    public static double[] AllReduceSum(ICommunicator comm, double[] values)
+    public static double[] AllReduceSum(ICommunicator comm, double[] values) => AllReduce(comm, values, ReduceOp.Sum);
+
+    /// <summary>Each of <paramref name="values"/>' largest value over the ranks (the slowest rank's time, the largest capacity).</summary>
+    public static double[] AllReduceMax(ICommunicator comm, double[] values) => AllReduce(comm, values, ReduceOp.Max);
+
+    private static double[] AllReduce(ICommunicator comm, double[] values, ReduceOp op)
     {
         ArgumentNullException.ThrowIfNull(comm);
         if (comm.Size == 1 || values.Length == 0) return values;
         using var t = tensor(values, ScalarType.Float64, comm.Device);
-        comm.AllReduce(t);
+        comm.AllReduce(t, op);
         using var host = t.cpu();
         return host.data<double>().ToArray();
     }

@@ -43,9 +43,7 @@ public sealed record LaunchEnvironment(string Launcher, int Rank, int WorldSize,
     {
         int rank = Read(env, rankKey, 0);
         int size = Read(env, sizeKey, null);
-        int localRank = env.ContainsKey(localRankKey) ? Read(env, localRankKey, 0) : rank;
-        int localSize = env.ContainsKey(localSizeKey) ? Read(env, localSizeKey, 1) : size;
-        return Checked(launcher, rank, size, localRank, localSize, rankKey, sizeKey);
+        return Checked(launcher, rank, size, Read(env, localRankKey, rank), Read(env, localSizeKey, size), rankKey, sizeKey);
     }
 
     private static LaunchEnvironment FromSlurm(IReadOnlyDictionary<string, string> env)
@@ -53,13 +51,13 @@ public sealed record LaunchEnvironment(string Launcher, int Rank, int WorldSize,
         int rank = Read(env, "SLURM_PROCID", 0);
         string sizeKey = env.ContainsKey("SLURM_STEP_NUM_TASKS") ? "SLURM_STEP_NUM_TASKS" : "SLURM_NTASKS";
         int size = Read(env, sizeKey, 1);
-        int localRank = env.ContainsKey("SLURM_LOCALID") ? Read(env, "SLURM_LOCALID", 0) : rank;
+        int localRank = Read(env, "SLURM_LOCALID", rank);
         int localSize = size;
         string perNodeKey = env.ContainsKey("SLURM_STEP_TASKS_PER_NODE") ? "SLURM_STEP_TASKS_PER_NODE" : "SLURM_TASKS_PER_NODE";
         if (env.TryGetValue(perNodeKey, out var perNode))
         {
             var counts = TasksPerNode(perNode, perNodeKey);
-            int node = env.ContainsKey("SLURM_NODEID") ? Read(env, "SLURM_NODEID", 0) : 0;
+            int node = Read(env, "SLURM_NODEID", 0);
             if (node >= counts.Count)
                 throw new UserInputException($"launcher environment: SLURM_NODEID={node} but {perNodeKey}={perNode} lists {counts.Count} nodes");
             localSize = counts[node];

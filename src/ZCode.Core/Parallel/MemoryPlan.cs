@@ -69,7 +69,7 @@ public static class MemoryPlan
         long elements = encoder + decoder + 2 * 2 * d;
         long fp32 = (encMoe + decMoe) * 8 * e + 8L * m.VocabSize;
         long tokens = cfg.Train.TokensPerBatch / ((long)Math.Max(1, cfg.Train.GradAccumulation) * gpus);
-        return new MemoryPlanInputs(gpus, tokens, cfg.Train.Dtype == "bfloat16" ? 2 : 4, elements, fp32);
+        return new MemoryPlanInputs(gpus, tokens, ZCode.Runtime.ComputeDevice.Dtype(cfg.Train.Dtype) == TorchSharp.torch.ScalarType.BFloat16 ? 2 : 4, elements, fp32);
     }
 
     /// <summary>Expert-parallel sizes to consider: divisors of the expert count that also divide N (1 for a dense model).</summary>

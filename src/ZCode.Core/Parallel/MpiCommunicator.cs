@@ -71,17 +71,11 @@ public sealed unsafe class MpiCommunicator : ICommunicator
             tensor.copy_(wide);
             return;
         }
-        var (type, size) = (ReductionType(tensor.dtype, name), TensorMemory.ElementSize(tensor.dtype));
+        var (type, size) = (ReductionType(tensor.dtype, name), tensor.dtype.ElementSize());
         var data = TensorMemory.Pointer(tensor);
         long n = tensor.numel(), chunk = MaxChunk;
         for (long at = 0; at < n; at += chunk)
-        {
-            int count = (int)Math.Min(chunk, n - at);
-            IntPtr request;
-            int code;
-            using (Serialized()) code = mpi.Iallreduce(MpiNative.InPlace, data + (nint)(at * size), count, type, Op(op), comm, &request);
-            Complete(name, code, request);
-        }
+            Run(name, request => mpi.Iallreduce(MpiNative.InPlace, data + (nint)(at * size), (int)Math.Min(chunk, n - at), type, Op(op), comm, request));
         GC.KeepAlive(tensor);
     }
 
@@ -93,12 +87,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         var data = TensorMemory.Pointer(tensor);
         long bytes = TensorMemory.Bytes(tensor), chunk = MaxChunk;
         for (long at = 0; at < bytes; at += chunk)
-        {
-            IntPtr request;
-            int code;
-            using (Serialized()) code = mpi.Ibcast(data + (nint)at, (int)Math.Min(chunk, bytes - at), mpi.Byte, root, comm, &request);
-            Complete(name, code, request);
-        }
+            Run(name, request => mpi.Ibcast(data + (nint)at, (int)Math.Min(chunk, bytes - at), mpi.Byte, root, comm, request));
         GC.KeepAlive(tensor);
     }
 
@@ -131,7 +120,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     /// </summary>
     private void InColumnPieces(Tensor sendRows, Tensor recvRows, Action<IntPtr, IntPtr, int> start)
     {
-        long n = recvRows.shape[1], piece = PieceElements(recvRows.dtype), size = TensorMemory.ElementSize(recvRows.dtype);
+        long n = recvRows.shape[1], piece = PieceElements(recvRows.dtype), size = recvRows.dtype.ElementSize();
         for (long at = 0; at < n; at += piece)
         {
             long len = Math.Min(piece, n - at);
@@ -144,12 +133,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     }
 
     private void StartGather(string name, IntPtr send, IntPtr receive, int bytes)
-    {
-        IntPtr request;
-        int code;
-        using (Serialized()) code = mpi.Iallgather(send, bytes, mpi.Byte, receive, bytes, mpi.Byte, comm, &request);
-        Complete(name, code, request);
-    }
+        => Run(name, request => mpi.Iallgather(send, bytes, mpi.Byte, receive, bytes, mpi.Byte, comm, request));
 
     public void ReduceScatter(Tensor input, Tensor output, ReduceOp op = ReduceOp.Sum)
     {
@@ -175,7 +159,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
             GC.KeepAlive(input); GC.KeepAlive(output);
             return;
         }
-        long piece = MaxChunk, size = TensorMemory.ElementSize(input.dtype);
+        long piece = MaxChunk, size = input.dtype.ElementSize();
         using var rows = input.view(Size, n);
         var result = TensorMemory.Pointer(output);
         for (long at = 0; at < n; at += piece)
@@ -188,12 +172,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     }
 
     private void StartReduceScatter(string name, IntPtr send, IntPtr receive, int count, IntPtr type, ReduceOp op)
-    {
-        IntPtr request;
-        int code;
-        using (Serialized()) code = mpi.Ireduce_scatter_block(send, receive, count, type, Op(op), comm, &request);
-        Complete(name, code, request);
-    }
+        => Run(name, request => mpi.Ireduce_scatter_block(send, receive, count, type, Op(op), comm, request));
 
     public void AllToAll(Tensor input, Tensor output)
     {
@@ -203,7 +182,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         SameDtype(name, input, output);
         if (input.numel() != output.numel() || input.numel() % Size != 0)
             throw new ArgumentException($"{name}: input ({input.numel()}) and output ({output.numel()}) must hold the same number of elements, divisible by {Size}");
-        long block = input.numel() / Size, size = TensorMemory.ElementSize(input.dtype);
+        long block = input.numel() / Size, size = input.dtype.ElementSize();
         if (block * size <= MaxChunk)
         {
             StartAllToAll(name, TensorMemory.Pointer(input), TensorMemory.Pointer(output), (int)(block * size));
@@ -216,12 +195,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     }
 
     private void StartAllToAll(string name, IntPtr send, IntPtr receive, int bytes)
-    {
-        IntPtr request;
-        int code;
-        using (Serialized()) code = mpi.Ialltoall(send, bytes, mpi.Byte, receive, bytes, mpi.Byte, comm, &request);
-        Complete(name, code, request);
-    }
+        => Run(name, request => mpi.Ialltoall(send, bytes, mpi.Byte, receive, bytes, mpi.Byte, comm, request));
 
     /// <summary>Counts and displacements are passed in rows (one contiguous datatype per row), so buffers of up to
     /// 2^31-1 rows of up to 2 GiB each fit MPI's int arguments; larger ones are rejected.</summary>
@@ -233,7 +207,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         SameDtype(name, input, output);
         if (sendRows.Length != Size || recvRows.Length != Size)
             throw new ArgumentException($"{name}: {sendRows.Length} send and {recvRows.Length} receive counts for a group of {Size}");
-        long rowBytes = RowBytes(input, output, name);
+        long rowBytes = TensorMemory.RowBytes(input, output, name);
         var sendCounts = Ints(sendRows, input.shape[0], name, "sent");
         var recvCounts = Ints(recvRows, output.shape[0], name, "received");
         var sendDispl = Displacements(sendCounts);
@@ -266,13 +240,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         }
     }
 
-    public void Barrier()
-    {
-        IntPtr request;
-        int code;
-        using (Serialized()) code = mpi.Ibarrier(comm, &request);
-        Complete("barrier", code, request);
-    }
+    public void Barrier() => Run("barrier", request => mpi.Ibarrier(comm, request));
 
     /// <summary>MPI_Comm_split has no non-blocking form: an all-gather of (color, key) first proves every rank is
     /// alive and inside the call (with the timeout), so the blocking split cannot hang on a dead peer.</summary>
@@ -295,6 +263,18 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         var handle = comm;
         using (Serialized()) mpi.Comm_free(&handle);
         comm = IntPtr.Zero;
+    }
+
+    /// <summary>A call that starts a non-blocking MPI operation and stores its request.</summary>
+    private delegate int Starter(IntPtr* request);
+
+    /// <summary>Starts one non-blocking operation (serialized when the thread level needs it) and waits for it.</summary>
+    private void Run(string name, Starter start)
+    {
+        IntPtr request;
+        int code;
+        using (Serialized()) code = start(&request);
+        Complete(name, code, request);
     }
 
     private void Complete(string name, int code, IntPtr request)
@@ -350,15 +330,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
 
     private IntPtr Op(ReduceOp op) => op == ReduceOp.Max ? mpi.OpMax : mpi.OpSum;
 
-    private static long PieceElements(ScalarType t) => Math.Max(1, MaxChunk / TensorMemory.ElementSize(t));
-
-    private static long RowBytes(Tensor input, Tensor output, string name)
-    {
-        static long Row(Tensor t) => t.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
-        if (input.dim() == 0 || output.dim() == 0 || Row(input) != Row(output))
-            throw new ArgumentException($"{name}: input and output need the same row shape after dim 0");
-        return Row(input) * TensorMemory.ElementSize(input.dtype);
-    }
+    private static long PieceElements(ScalarType t) => Math.Max(1, MaxChunk / t.ElementSize());
 
     private static int[] Ints(long[] rows, long available, string name, string what)
     {

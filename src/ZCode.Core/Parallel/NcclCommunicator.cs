@@ -27,8 +27,8 @@ public sealed class NcclCommunicator : ICommunicator
     private IntPtr comm;
     private string? broken;
 
-    public int Rank { get; }
-    public int Size { get; }
+    public int Rank => bootstrap.Rank;
+    public int Size => bootstrap.Size;
     public string Backend => "nccl";
 
     public Device Device => new(tensorDevice, tensorDevice == DeviceType.CPU ? -1 : device);
@@ -48,8 +48,6 @@ public sealed class NcclCommunicator : ICommunicator
         device = deviceIndex;
         this.tensorDevice = tensorDevice;
         this.timeout = timeout;
-        Rank = bootstrap.Rank;
-        Size = bootstrap.Size;
         Cuda(api.CudaSetDevice(device), "cudaSetDevice", "init");
         var id = new byte[INcclApi.UniqueIdBytes];
         if (Rank == 0) Check(api.GetUniqueId(id), "ncclGetUniqueId", abortOnFail: false);
@@ -108,12 +106,10 @@ public sealed class NcclCommunicator : ICommunicator
     {
         const string name = "all-to-all-v";
         Pair(input, output, name, sendRows.Length == Size && recvRows.Length == Size, $"send and receive counts need {Size} entries each");
-        static long Row(Tensor t) => t.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
-        if (input.dim() == 0 || output.dim() == 0 || Row(input) != Row(output))
-            throw new ArgumentException($"{name}: input and output need the same row shape after dim 0");
+        long rowBytes = TensorMemory.RowBytes(input, output, name);
         if (sendRows.Any(c => c < 0) || recvRows.Any(c => c < 0) || sendRows.Sum() != input.shape[0] || recvRows.Sum() != output.shape[0])
             throw new ArgumentException($"{name}: row counts must be non-negative and sum to the rows of input ({input.shape[0]}) and output ({output.shape[0]})");
-        Exchange(name, input, sendRows, output, recvRows, Row(input) * TensorMemory.ElementSize(input.dtype));
+        Exchange(name, input, sendRows, output, recvRows, rowBytes);
     }
 
     /// <summary>One group of sends and receives: <paramref name="send"/>[j] units of <paramref name="unitBytes"/> go to

@@ -9,10 +9,9 @@ namespace ZCode.Parallel;
 /// </summary>
 public sealed class ParallelLayout : IDisposable
 {
-    private ParallelLayout(ICommunicator world, int expertParallel, ICommunicator expert, ICommunicator expertData, bool ownsWorld)
+    private ParallelLayout(ICommunicator world, ICommunicator expert, ICommunicator expertData, bool ownsWorld)
     {
         World = world;
-        ExpertParallel = expertParallel;
         ExpertGroup = expert;
         ExpertDataGroup = expertData;
         this.ownsWorld = ownsWorld;
@@ -24,7 +23,7 @@ public sealed class ParallelLayout : IDisposable
     public ICommunicator World { get; }
 
     /// <summary>Size of an expert group (parallel.expert_parallel).</summary>
-    public int ExpertParallel { get; }
+    public int ExpertParallel => ExpertGroup.Size;
 
     /// <summary>The ranks that split one layer's experts between them (all-to-all group).</summary>
     public ICommunicator ExpertGroup { get; }
@@ -38,9 +37,6 @@ public sealed class ParallelLayout : IDisposable
     /// <summary>Ranks that each train on their own share of the global batch: every rank.</summary>
     public int DataParallel => World.Size;
 
-    /// <summary>Which expert group this rank belongs to (rank / expert_parallel).</summary>
-    public int ExpertGroupIndex => World.Rank / ExpertParallel;
-
     /// <summary>The expert group as the model takes it (null when every rank holds every expert).</summary>
     public ExpertParallelGroup? ModelExpertGroup => ExpertParallel > 1 ? new ExpertParallelGroup(ExpertGroup) : null;
 
@@ -53,7 +49,7 @@ public sealed class ParallelLayout : IDisposable
         int rank = world.Rank;
         var expert = world.Split(rank / expertParallel, rank);
         var expertData = world.Split(rank % expertParallel, rank);
-        return new ParallelLayout(world, expertParallel, expert, expertData, ownsWorld);
+        return new ParallelLayout(world, expert, expertData, ownsWorld);
     }
 
     /// <summary>One process: every group is this process alone.</summary>

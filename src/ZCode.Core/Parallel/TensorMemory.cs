@@ -19,17 +19,16 @@ internal static class TensorMemory
         return p;
     }
 
-    public static long ElementSize(ScalarType dtype) => dtype switch
-    {
-        ScalarType.Byte or ScalarType.Int8 or ScalarType.Bool => 1,
-        ScalarType.Int16 or ScalarType.Float16 or ScalarType.BFloat16 => 2,
-        ScalarType.Int32 or ScalarType.Float32 => 4,
-        ScalarType.Int64 or ScalarType.Float64 or ScalarType.ComplexFloat32 => 8,
-        ScalarType.ComplexFloat64 => 16,
-        _ => throw new ArgumentException($"unsupported dtype {dtype}"),
-    };
+    public static long Bytes(Tensor t) => t.numel() * t.dtype.ElementSize();
 
-    public static long Bytes(Tensor t) => t.numel() * ElementSize(t.dtype);
+    /// <summary>Bytes of one row (everything after dim 0) of an all-to-all-v's tensors, which must share the row shape.</summary>
+    public static long RowBytes(Tensor input, Tensor output, string op)
+    {
+        static long Row(Tensor t) => t.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+        if (input.dim() == 0 || output.dim() == 0 || Row(input) != Row(output))
+            throw new ArgumentException($"{op}: input and output need the same row shape after dim 0");
+        return Row(input) * input.dtype.ElementSize();
+    }
 
     /// <summary>Throws unless <paramref name="t"/> is contiguous and on a device of <paramref name="device"/>'s type.</summary>
     public static void Require(Tensor t, string op, string what, DeviceType device, string backend)

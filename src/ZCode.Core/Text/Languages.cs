@@ -163,7 +163,7 @@ public static class Languages
         var bestDistance = int.MaxValue;
         foreach (var (alias, code) in Lookup)
         {
-            var d = EditDistance(key, alias);
+            var d = Config.Suggest.EditDistance(key, alias);
             if (d < bestDistance || (d == bestDistance && best is not null && string.CompareOrdinal(code, best) < 0))
             {
                 bestDistance = d;
@@ -179,21 +179,4 @@ public static class Languages
 
     /// <summary>Task tags, user-defined symbols of the SentencePiece model.</summary>
     public const string MtTag = "<mt>", DaeTag = "<dae>", MaskToken = "<mask>";
-
-    /// <summary>Optimal-string-alignment distance (Levenshtein plus adjacent transpositions).</summary>
-    internal static int EditDistance(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (var i = 0; i <= a.Length; i++) d[i, 0] = i;
-        for (var j = 0; j <= b.Length; j++) d[0, j] = j;
-        for (var i = 1; i <= a.Length; i++)
-        for (var j = 1; j <= b.Length; j++)
-        {
-            var cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + cost);
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-                d[i, j] = Math.Min(d[i, j], d[i - 2, j - 2] + 1);
-        }
-        return d[a.Length, b.Length];
-    }
 }

@@ -17,8 +17,8 @@ public enum SpmPieceType
 public readonly record struct SpmPiece(string Piece, float Score, SpmPieceType Type);
 
 /// <summary>
-/// The parts of a SentencePiece <c>ModelProto</c> that zcode needs (pieces, special ids, model type, normalizer
-/// flags), read with a minimal protobuf decoder so that ids and piece types come from the file itself.
+/// The parts of a SentencePiece <c>ModelProto</c> that zcode needs (pieces, special ids, model type), read with a
+/// minimal protobuf decoder so that ids and piece types come from the file itself.
 /// Field numbers follow google/sentencepiece src/sentencepiece_model.proto.
 /// </summary>
 public sealed class SpmModelProto
@@ -30,12 +30,6 @@ public sealed class SpmModelProto
     public int BosId { get; private set; } = 1;
     public int EosId { get; private set; } = 2;
     public int PadId { get; private set; } = -1;
-    public bool ByteFallback { get; private set; }
-    public string NormalizerName { get; private set; } = "";
-    public bool AddDummyPrefix { get; private set; } = true;
-    public bool RemoveExtraWhitespaces { get; private set; } = true;
-    public bool EscapeWhitespaces { get; private set; } = true;
-    public int PrecompiledCharsmapBytes { get; private set; }
 
     /// <summary>Parses a serialized ModelProto; throws <see cref="InvalidDataException"/> on malformed input.</summary>
     public static SpmModelProto Parse(ReadOnlySpan<byte> data)
@@ -49,7 +43,6 @@ public sealed class SpmModelProto
             {
                 case 1 when wire == 2: m.Pieces.Add(ParsePiece(r.Bytes())); break;
                 case 2 when wire == 2: m.ParseTrainerSpec(r.Bytes()); break;
-                case 3 when wire == 2: m.ParseNormalizerSpec(r.Bytes()); break;
                 default: r.Skip(wire); break;
             }
         }
@@ -99,29 +92,10 @@ public sealed class SpmModelProto
             switch (field)
             {
                 case 3: ModelType = v; break;
-                case 35: ByteFallback = v != 0; break;
                 case 40: UnkId = v; break;
                 case 41: BosId = v; break;
                 case 42: EosId = v; break;
                 case 43: PadId = v; break;
-            }
-        }
-    }
-
-    private void ParseNormalizerSpec(ReadOnlySpan<byte> data)
-    {
-        var r = new Reader(data);
-        while (!r.End)
-        {
-            var (field, wire) = r.Tag();
-            switch (field)
-            {
-                case 1 when wire == 2: NormalizerName = Encoding.UTF8.GetString(r.Bytes()); break;
-                case 2 when wire == 2: PrecompiledCharsmapBytes = r.Bytes().Length; break;
-                case 3 when wire == 0: AddDummyPrefix = r.Varint() != 0; break;
-                case 4 when wire == 0: RemoveExtraWhitespaces = r.Varint() != 0; break;
-                case 5 when wire == 0: EscapeWhitespaces = r.Varint() != 0; break;
-                default: r.Skip(wire); break;
             }
         }
     }

@@ -17,38 +17,28 @@ public sealed class SpmTokenizer
 {
     private readonly SentencePieceTokenizer _tokenizer;
     private readonly Dictionary<string, int> _pieceToId;
-    private readonly bool[] _isControl;
 
     private SpmTokenizer(string path, SentencePieceTokenizer tokenizer, SpmModelProto proto)
     {
         ModelPath = path;
         _tokenizer = tokenizer;
         Proto = proto;
-        VocabSize = proto.Pieces.Count;
         _pieceToId = new Dictionary<string, int>(VocabSize, StringComparer.Ordinal);
-        _isControl = new bool[VocabSize];
         for (var i = 0; i < VocabSize; i++)
-        {
             _pieceToId.TryAdd(proto.Pieces[i].Piece, i);
-            _isControl[i] = proto.Pieces[i].Type == SpmPieceType.Control;
-        }
-        UnkId = proto.UnkId;
-        BosId = proto.BosId;
-        EosId = proto.EosId;
-        PadId = proto.PadId;
     }
 
     /// <summary>Path the model was loaded from (full path).</summary>
     public string ModelPath { get; }
 
-    /// <summary>The parsed model file (pieces with scores and types, trainer ids, normalizer flags).</summary>
+    /// <summary>The parsed model file (pieces with scores and types, trainer ids).</summary>
     public SpmModelProto Proto { get; }
 
-    public int VocabSize { get; }
-    public int PadId { get; }
-    public int UnkId { get; }
-    public int BosId { get; }
-    public int EosId { get; }
+    public int VocabSize => Proto.Pieces.Count;
+    public int PadId => Proto.PadId;
+    public int UnkId => Proto.UnkId;
+    public int BosId => Proto.BosId;
+    public int EosId => Proto.EosId;
 
     /// <summary>
     /// Loads a SentencePiece model. A missing or unreadable file, a non-unigram/BPE model or a model without
@@ -133,7 +123,7 @@ public sealed class SpmTokenizer
         {
             if (id < 0 || id >= VocabSize)
                 throw new ArgumentOutOfRangeException(nameof(ids), id, $"token id outside the vocabulary (0..{VocabSize - 1})");
-            if (_isControl[id]) continue;
+            if (PieceType(id) == SpmPieceType.Control) continue;
             if (id == UnkId)
             {
                 Flush();

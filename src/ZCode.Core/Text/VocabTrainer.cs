@@ -21,9 +21,8 @@ public static class VocabTrainer
     public static IReadOnlyList<string> UserSymbols { get; } =
         Languages.Codes.Select(c => $"<2{c}>").Concat(new[] { Languages.MtTag, Languages.DaeTag, Languages.MaskToken }).ToArray();
 
-    /// <summary>Full path of <c>spm_train</c> on PATH; a <see cref="UserInputException"/> naming the package when absent.</summary>
-    public static string FindSpmTrain() => FindTool("spm_train");
-
+    /// <summary>Full path of a SentencePiece tool (<c>spm_train</c>) on PATH; a <see cref="UserInputException"/> naming the
+    /// package when absent.</summary>
     public static string FindTool(string name)
     {
         foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator))
@@ -52,7 +51,7 @@ public static class VocabTrainer
         if (o.SampleSentences < 1) throw new UserInputException($"--sample-sentences must be positive, got {o.SampleSentences}");
         if (o.CharacterCoverage is <= 0 or > 1)
             throw new UserInputException($"--character-coverage must be in (0, 1], got {o.CharacterCoverage}");
-        var spmTrain = FindSpmTrain();
+        var spmTrain = FindTool("spm_train");
         var output = Path.GetFullPath(o.Output);
         var prefix = output.EndsWith(".model", StringComparison.Ordinal) ? output[..^".model".Length] : output;
         Directory.CreateDirectory(Path.GetDirectoryName(prefix)!);

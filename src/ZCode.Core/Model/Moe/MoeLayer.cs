@@ -56,7 +56,8 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
     /// <param name="name">Module name.</param>
     /// <param name="dModel">Model width d.</param>
     /// <param name="ffnDim">Hidden width of each expert.</param>
-    /// <param name="cfg">MoE settings (experts, top_k, capacities, priority, jitter, expert dropout).</param>
+    /// <param name="cfg">MoE settings (experts, top_k, capacities, priority, jitter, expert dropout) within the ranges
+    /// ConfigValidator enforces (the bench commands check their own options the same way).</param>
     /// <param name="activationDropout">Dropout on the experts' hidden activations; the layer uses
     /// max(activationDropout, cfg.ExpertDropout) (Switch-style expert dropout raises it inside experts).</param>
     /// <param name="expertGroup">Expert-parallel group whose ranks split the experts; null (or size 1) holds all.</param>
@@ -64,17 +65,7 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         ExpertParallelGroup? expertGroup = null) : base(name)
     {
         ArgumentNullException.ThrowIfNull(cfg);
-        if (dModel < 1) throw new ArgumentOutOfRangeException(nameof(dModel), dModel, "must be >= 1");
-        if (ffnDim < 1) throw new ArgumentOutOfRangeException(nameof(ffnDim), ffnDim, "must be >= 1");
-        if (cfg.Experts < 1) throw new ArgumentOutOfRangeException(nameof(cfg), cfg.Experts, "moe.experts must be >= 1");
-        if (cfg.TopK < 1 || cfg.TopK > cfg.Experts)
-            throw new ArgumentOutOfRangeException(nameof(cfg), cfg.TopK, $"moe.top_k must be in [1, {cfg.Experts}]");
-        if (!(cfg.CapacityFactor >= 0) || !(cfg.EvalCapacityFactor >= 0))
-            throw new ArgumentOutOfRangeException(nameof(cfg), "moe capacity factors must be >= 0");
-        if (cfg.MinCapacity < 0) throw new ArgumentOutOfRangeException(nameof(cfg), cfg.MinCapacity, "moe.min_capacity must be >= 0");
-        if (!(cfg.Jitter >= 0 && cfg.Jitter < 1)) throw new ArgumentOutOfRangeException(nameof(cfg), cfg.Jitter, "moe.jitter must be in [0, 1)");
         double dropout = Math.Max(activationDropout, cfg.ExpertDropout);
-        if (!(dropout >= 0 && dropout < 1)) throw new ArgumentOutOfRangeException(nameof(cfg), dropout, "dropout must be in [0, 1)");
 
         Experts = cfg.Experts;
         this.expertGroup = expertGroup is { Size: > 1 } ? expertGroup : null;
@@ -119,9 +110,6 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
 
     /// <summary>Global id of local expert 0 (0 without expert parallelism).</summary>
     public int FirstExpert { get; }
-
-    /// <summary>The expert-parallel group, or null when this layer holds every expert.</summary>
-    public ExpertParallelGroup? ExpertGroup => expertGroup;
 
     /// <summary>The stacked expert parameters (w1, b1, w2, b2) with their names in this module: the parameters that
     /// differ between expert-parallel ranks. Everything else, the router included, is replicated.</summary>
@@ -174,38 +162,27 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
     /// DeepSpeed does this by default (<c>top2_2nd_expert_sampling</c>); off here by default.</summary>
     public bool SecondExpertGumbel { get; set; }
 
-    /// <summary>Priority used in training (from <c>token_priority</c>).</summary>
-    public TokenPriority TrainPriority => trainPriority;
-
     /// <summary>Priority used in evaluation: <c>order</c> when training uses <c>random</c>, otherwise the same.</summary>
     public TokenPriority EvalPriority => trainPriority == TokenPriority.Random ? TokenPriority.Order : trainPriority;
 
     /// <summary>Unweighted load-balancing loss of the last forward (fp32 scalar, in the caller's dispose scope).</summary>
-    public Tensor? AuxLoss { get; private set; }
+    public Tensor? AuxLoss => LastRouting?.AuxLoss;
 
     /// <summary>Router z-loss of the last forward (fp32 scalar, in the caller's dispose scope).</summary>
-    public Tensor? ZLoss { get; private set; }
+    public Tensor? ZLoss => LastRouting?.ZLoss;
 
     /// <summary>Routing statistics of the last forward, read from the device on first access (call it before the
     /// forward's dispose scope ends; the returned record itself is managed and can be kept).</summary>
-    public MoeStats? LastStats
-    {
-        get
-        {
-            if (lastStats is null && LastRouting is { } r)
-                lastStats = new MoeStats(r.TokensPerExpertCounts, r.RoutedTokens, r.Dropped,
-                    r.RoutedTokens == 0 ? 0.0 : (double)r.Dropped / (r.RoutedTokens * topK));
-            return lastStats;
-        }
-    }
-
-    private MoeStats? lastStats;
+    public MoeStats? LastStats => LastRouting is { } r
+        ? new MoeStats(r.TokensPerExpertCounts, r.RoutedTokens, r.Dropped,
+            r.RoutedTokens == 0 ? 0.0 : (double)r.Dropped / (r.RoutedTokens * topK))
+        : null;
 
     /// <summary>Capacity C used by the last forward.</summary>
-    public long LastCapacity { get; private set; }
+    public long LastCapacity => LastRouting?.Capacity ?? 0;
 
     /// <summary>Router entropy of the last forward (scalar fp32, detached, in the caller's dispose scope).</summary>
-    public Tensor? RouterEntropy { get; private set; }
+    public Tensor? RouterEntropy => LastRouting?.Entropy;
 
     /// <summary>Routing of the last forward (tensors in the caller's dispose scope: read them before it ends),
     /// and the leading shape of its input ([B, L] for a batch of sequences), for per-row statistics.</summary>
@@ -231,12 +208,12 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         if (d != DModel) throw new ArgumentException($"expected last dimension {DModel}, got {d}", nameof(x));
         long s = x.numel() / d;
         var x2 = x.reshape(s, d);
-        Tensor? mask = tokenMask is null ? null : MaskOf(tokenMask, s);
+        var mask = MoeRouting.NormaliseMask(tokenMask, s);
         LastInputShape = x.shape[..^1];
 
         var r = RouteTokens(x2, mask);
         // Buffer capacity: the group's largest, so every rank sends equal blocks; each rank dropped by its own.
-        long stride = expertGroup is null ? r.Capacity : GroupCapacity(r.Capacity, x.device);
+        long stride = expertGroup is null ? r.Capacity : (long)HostCollectives.AllReduceMax(expertGroup.Comm, [r.Capacity])[0];
         if (stride == 0 || (expertGroup is null && s == 0)) return zeros_like(x);
         if (execution == MoeExecution.Packed) return RunExperts(x2, r).view(x.shape);
 
@@ -278,14 +255,6 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         return DifferentiableAllToAll.Apply(back, expertGroup.Comm);
     }
 
-    /// <summary>Largest capacity over the expert-parallel group (collective; an int64 all-reduce on x's device).</summary>
-    private long GroupCapacity(long capacity, Device device)
-    {
-        using var c = tensor(new[] { capacity }, device: device);
-        expertGroup!.Comm.AllReduce(c, ReduceOp.Max);
-        return c.item<long>();
-    }
-
     /// <summary>Router (fp32, with training noise) and <see cref="MoeRouting.Route"/>; records losses and statistics.</summary>
     /// <param name="x2">[S, d] tokens.</param>
     /// <param name="mask">[S] bool (true = real), or null.</param>
@@ -315,12 +284,7 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
             secondChoiceGumbel: train && (SecondExpertGumbel || (rsample && topK > 1)),
             firstChoiceGumbel: rsample && topK == 1);
 
-        AuxLoss = r.AuxLoss;
-        ZLoss = r.ZLoss;
-        RouterEntropy = r.Entropy;
         LastRouting = r;
-        LastCapacity = capacity;
-        lastStats = null;
         return r;
     }
 
@@ -385,14 +349,6 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
     }
 
     private static Tensor Cast(Tensor t, ScalarType dtype) => t.dtype == dtype ? t : t.to(dtype);
-
-    private static Tensor MaskOf(Tensor tokenMask, long s)
-    {
-        if (tokenMask.numel() != s)
-            throw new ArgumentException($"token mask has {tokenMask.numel()} elements, input has {s} tokens", nameof(tokenMask));
-        var m = tokenMask.reshape(s);
-        return m.dtype == ScalarType.Bool ? m : m.ne(0);
-    }
 
     private bool NeedsRandomness() => trainPriority == TokenPriority.Random || noisyGate != NoisyGate.None || SecondExpertGumbel;
 

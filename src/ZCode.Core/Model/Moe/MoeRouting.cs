@@ -161,12 +161,12 @@ public static class MoeRouting
         };
     }
 
-    /// <summary>[S] bool view of the mask, or null; validates its size.</summary>
-    private static Tensor? NormaliseMask(Tensor? tokenMask, long s)
+    /// <summary>[S] bool view of a mask of S tokens (any shape, any dtype: nonzero = real), or null; validates its size.</summary>
+    internal static Tensor? NormaliseMask(Tensor? tokenMask, long s)
     {
         if (tokenMask is null) return null;
         if (tokenMask.numel() != s)
-            throw new ArgumentException($"token mask has {tokenMask.numel()} elements, logits have {s} rows", nameof(tokenMask));
+            throw new ArgumentException($"token mask has {tokenMask.numel()} elements for {s} tokens", nameof(tokenMask));
         var m = tokenMask.reshape(s);
         return m.dtype == ScalarType.Bool ? m : m.ne(0);
     }

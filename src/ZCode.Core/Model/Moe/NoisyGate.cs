@@ -22,9 +22,7 @@ public enum NoisyGate
 /// <summary>Parsing of the <c>noisy_gate</c> config string.</summary>
 public static class NoisyGateNames
 {
-    public static readonly string[] All = ["none", "jitter", "rsample"];
-
-    /// <exception cref="ArgumentException">Not one of <see cref="All"/>.</exception>
+    /// <exception cref="ArgumentException">Not none, jitter or rsample.</exception>
     public static NoisyGate Parse(string value) => value.Trim().ToLowerInvariant() switch
     {
         "none" => NoisyGate.None,

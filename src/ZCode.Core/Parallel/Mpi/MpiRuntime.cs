@@ -19,7 +19,6 @@ internal static unsafe class MpiRuntime
 
     public static int WorldRank { get; private set; }
     public static int WorldSize { get; private set; } = 1;
-    public static int ThreadLevel { get; private set; }
 
     /// <summary>True once this process has initialized MPI (and not yet finalized it).</summary>
     public static bool IsInitialized => api is not null;
@@ -43,7 +42,6 @@ internal static unsafe class MpiRuntime
             Check(mpi, mpi.Comm_size(mpi.CommWorld, &size), "MPI_Comm_size");
             WorldRank = rank;
             WorldSize = size;
-            ThreadLevel = provided;
             Gate = provided >= MpiNative.ThreadMultiple ? null : new object();
             // A launcher that tears the job down sends SIGTERM: finalizing then would wait for dead peers.
             sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => terminating = true);
