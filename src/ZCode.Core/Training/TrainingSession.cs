@@ -31,6 +31,10 @@ public sealed record TrainingSessionOptions
 
     /// <summary>The run rules checked before anything starts (benchmarks on random tokens need no data checks).</summary>
     public RunChecks Checks { get; init; } = RunChecks.All;
+
+    /// <summary>Whether rank 0 takes the output directory's <see cref="RunDirectoryLock"/> (off for a benchmark that
+    /// writes nothing there).</summary>
+    public bool LockOutput { get; init; } = true;
 }
 
 /// <summary>
@@ -99,17 +103,25 @@ public sealed class TrainingSession : IDisposable
         var world = options.World
                     ?? Communicators.Create(cfg.Parallel, cuda, gpu: cuda && device.index >= 0 ? device.index : null);
         ParallelLayout? layout = null;
+        RunDirectoryLock? runLock = null;
         try
         {
             layout = ParallelLayout.Create(world, cfg.Parallel.ExpertParallel, ownsWorld: options.World is null);
             var outputDir = options.OutputDir ?? DefaultOutput(world);
+            // One writer per run directory: locked before anything is written there (and before its checkpoints are
+            // read), a refusal known to every rank. Held until the session is disposed or the process ends.
+            if (options.LockOutput)
+                runLock = RunDirectoryLock.AcquireOnRank0(world, outputDir);
             var warnings = new List<string>();
             var plan = options.Start.Resolve(outputDir, warnings.Add);
             torch.set_num_threads(cfg.Train.Threads > 0 ? cfg.Train.Threads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, launch.LocalSize)));
-            return new TrainingSession(cfg, launch, layout, device, outputDir, plan, warnings, options.BucketBytes);
+            var session = new TrainingSession(cfg, launch, layout, device, outputDir, plan, warnings, options.BucketBytes);
+            if (runLock is not null) session.owned.Add(runLock);
+            return session;
         }
         catch
         {
+            runLock?.Dispose();
             if (layout is not null) layout.Dispose();
             else if (options.World is null) world.Dispose();
             throw;
