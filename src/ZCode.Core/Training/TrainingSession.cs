@@ -135,11 +135,19 @@ public sealed class TrainingSession : IDisposable
     public Trainer Build(ILogger log, ITrainingObserver observer, IProgress<PrepareProgress>? prepareProgress = null)
     {
         DataSource data;
+        Task<ShardCheckResult>? check = null;
         if (IsRank0)
         {
-            data = DataSource.FromShards(Config, prepareProgress, p => log.Information(p.UpToDate
-                ? "data: shards up to date in {Index}" : "data: prepared shards in {Index} ({Lines} lines, {Seconds:F1} s)",
-                p.IndexPath, p.Lines, p.Seconds), Layout.DataParallel);
+            data = DataSource.FromShards(Config, prepareProgress, p =>
+            {
+                log.Information(p.UpToDate
+                    ? "data: shards up to date in {Index}" : "data: prepared shards in {Index} ({Lines} lines, {Seconds:F1} s)",
+                    p.IndexPath, p.Lines, p.Seconds);
+                // Rank 0 hashes the token shards from here on, while the data is opened and the model built; the first
+                // step waits for the outcome (VerifiedBatchStream).
+                if (ShardVerifier.ChecksContent)
+                    check = Task.Factory.StartNew(() => p.Verifier.Check(p.Verifier.TokenFiles()), TaskCreationOptions.LongRunning);
+            }, Layout.DataParallel);
             World.Barrier();
         }
         else
@@ -156,7 +164,8 @@ public sealed class TrainingSession : IDisposable
         // Batches are built on a background thread (exact sampler state kept) so the step never waits for them.
         var batches = new PrefetchingBatchStream(data.Train);
         owned.Add(batches);
-        return Build(log, observer, batches, data.Tokenizer.PadId);
+        return Build(log, observer, new VerifiedBatchStream(batches, World, data.Verifier, data.Verifier.TokenFiles(), check, log),
+            data.Tokenizer.PadId);
     }
 
     /// <summary>Builds the run on a given batch stream (benchmarks: random tokens) whose padding id is <paramref name="padId"/>.</summary>
