@@ -46,6 +46,7 @@ internal static class ExpertCommands
             if (n < 1 || n > loaded.Config.Model.Moe.Experts)
                 throw new UserInputException($"--keep: must be between 1 and the checkpoint's {loaded.Config.Model.Moe.Experts} experts, got {n}");
             var source = DataSource.FromPrepared(loaded.Config, PrepareProgressPrinter.Prepare(loaded.Config, stdout));
+            source.Verifier.Verify(source.Verifier.TokenFiles("valid"));
             var sets = source.ValidSets.ToList();
             var wanted = parse.GetValue(langs);
             if (!string.IsNullOrWhiteSpace(wanted))

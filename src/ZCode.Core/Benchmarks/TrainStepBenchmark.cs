@@ -34,7 +34,10 @@ public static class TrainStepBenchmark
         // Nothing is written: the directory only names where a checkpoint would go.
         var output = Path.Combine(Path.GetTempPath(), $"zcode-bench-train-{Guid.NewGuid():N}");
         // Random tokens on one process: of the run rules, only the device applies.
-        using var session = TrainingSession.Open(cfg, new TrainingSessionOptions { World = world, OutputDir = output, Checks = RunChecks.Device });
+        using var session = TrainingSession.Open(cfg, new TrainingSessionOptions
+        {
+            World = world, OutputDir = output, Checks = RunChecks.Device, LockOutput = false,
+        });
         var trainer = session.Build(Serilog.Core.Logger.None, new SilentTrainingObserver(), batches, padId: 0);
         var device = session.Device;
 

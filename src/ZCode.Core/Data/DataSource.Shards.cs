@@ -28,12 +28,12 @@ public sealed partial class DataSource
     }
 
     /// <summary>As <see cref="FromShards"/>, over shards that <see cref="DataPreparer.Prepare"/> has just prepared (or
-    /// found up to date) for <paramref name="config"/>.</summary>
+    /// found up to date) for <paramref name="config"/>. Every shard file's size, and the content of the offsets and keep
+    /// lists, are checked against the index here; the token ids are checked by the caller (<see cref="Verifier"/>).</summary>
     public static DataSource FromPrepared(ZCodeConfig config, PrepareResult prepared, int dataParallel = 1)
     {
         ArgumentNullException.ThrowIfNull(prepared);
         var index = prepared.Index;
-        var shardDir = Path.GetDirectoryName(prepared.IndexPath)!;
         var tokenizer = SpmTokenizer.Load(index.SpmModel);
         // The validator checks this for train; prune-experts gets here with a checkpoint's config and today's model file.
         if (config.Model.VocabSize < tokenizer.VocabSize)
@@ -41,7 +41,9 @@ public sealed partial class DataSource
         var data = config.Data;
         var tasks = config.Tasks;
 
-        var shards = index.Files.Select(f => new TokenShard(Path.Combine(shardDir, f.Shard), index.IdWidth)).ToArray();
+        var verifier = prepared.Verifier;
+        verifier.CheckSizes();
+        var shards = index.Files.Select(f => verifier.Open(f)).ToArray();
         var mt = new Dictionary<(string, string), ShardMtSet>();
         var valid = new Dictionary<(string, string), ShardMtSet>();
         var test = new Dictionary<(string, string), ShardMtSet>();
@@ -73,7 +75,7 @@ public sealed partial class DataSource
 
         foreach (var c in index.Corpora)
         {
-            var keep = KeepList.Read(Path.Combine(shardDir, c.Keep));
+            var keep = verifier.ReadKeep(c);
             stats.Add(new CorpusStats(c.Key, c.Lines, keep.Length, c.SkippedEmpty, c.SkippedTooLong));
             if (c.Section == "monolingual")
             {
@@ -105,6 +107,6 @@ public sealed partial class DataSource
         var batcher = new TokenBudgetBatcher(train, data.Temperature, budget, tokenizer.PadId, tokenizer.BosId,
             config.Train.Seed, probabilities: TaskMixture.Probabilities(train, weights, data.Temperature));
         return new DataSource(tokenizer, train, validOrder.Where(s => s.Count > 0).ToList(), testOrder.Where(s => s.Count > 0).ToList(),
-            stats, batcher, budget);
+            stats, batcher, budget, verifier);
     }
 }

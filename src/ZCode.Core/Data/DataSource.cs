@@ -1,4 +1,5 @@
 using ZCode.Config;
+using ZCode.Data.Shards;
 using ZCode.Text;
 
 namespace ZCode.Data;
@@ -14,8 +15,10 @@ public sealed record CorpusStats(string Key, long Lines, int Kept, long SkippedE
 public sealed partial class DataSource
 {
     private DataSource(SpmTokenizer tokenizer, IReadOnlyList<IExampleSet> train, IReadOnlyList<IExampleSet> valid,
-        IReadOnlyList<IExampleSet> test, IReadOnlyList<CorpusStats> stats, TokenBudgetBatcher batcher, int tokensPerBatch)
+        IReadOnlyList<IExampleSet> test, IReadOnlyList<CorpusStats> stats, TokenBudgetBatcher batcher, int tokensPerBatch,
+        ShardVerifier verifier)
     {
+        Verifier = verifier;
         Tokenizer = tokenizer;
         TrainSets = train;
         ValidSets = valid;
@@ -40,6 +43,8 @@ public sealed partial class DataSource
     /// <summary>The training batch stream (save/restore its <see cref="IBatchStream.State"/> in checkpoints).</summary>
     public TokenBudgetBatcher Train { get; }
     public int TokensPerBatch { get; }
+    /// <summary>Checks the shards read here against their index: their token ids were not hashed when opened.</summary>
+    public ShardVerifier Verifier { get; }
 
     /// <summary>Next training batch.</summary>
     public Batch Next() => Train.Next();

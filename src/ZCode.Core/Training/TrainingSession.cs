@@ -33,6 +33,10 @@ public sealed record TrainingSessionOptions
 
     /// <summary>The run rules checked before anything starts (benchmarks on random tokens need no data checks).</summary>
     public RunChecks Checks { get; init; } = RunChecks.All;
+
+    /// <summary>Whether rank 0 takes the output directory's <see cref="RunDirectoryLock"/> (off for a benchmark that
+    /// writes nothing there).</summary>
+    public bool LockOutput { get; init; } = true;
 }
 
 /// <summary>
@@ -101,17 +105,25 @@ public sealed class TrainingSession : IDisposable
         var world = options.World
                     ?? Communicators.Create(cfg.Parallel, cuda, gpu: cuda && device.index >= 0 ? device.index : null);
         ParallelLayout? layout = null;
+        RunDirectoryLock? runLock = null;
         try
         {
             layout = ParallelLayout.Create(world, cfg.Parallel.ExpertParallel, ownsWorld: options.World is null);
             var outputDir = options.OutputDir ?? DefaultOutput(world);
+            // One writer per run directory: locked before anything is written there (and before its checkpoints are
+            // read), a refusal known to every rank. Held until the session is disposed or the process ends.
+            if (options.LockOutput)
+                runLock = RunDirectoryLock.AcquireOnRank0(world, outputDir);
             var warnings = new List<string>();
             var plan = options.Start.Resolve(outputDir, warnings.Add);
             torch.set_num_threads(cfg.Train.Threads > 0 ? cfg.Train.Threads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, launch.LocalSize)));
-            return new TrainingSession(cfg, launch, layout, device, outputDir, plan, warnings, options.BucketBytes);
+            var session = new TrainingSession(cfg, launch, layout, device, outputDir, plan, warnings, options.BucketBytes);
+            if (runLock is not null) session.owned.Add(runLock);
+            return session;
         }
         catch
         {
+            runLock?.Dispose();
             if (layout is not null) layout.Dispose();
             else if (options.World is null) world.Dispose();
             throw;
@@ -125,11 +137,17 @@ public sealed class TrainingSession : IDisposable
     public Trainer Build(ILogger log, ITrainingObserver observer, IProgress<PrepareProgress>? prepareProgress = null)
     {
         PrepareResult prepared;
+        Task<ShardCheckResult>? check = null;
         if (IsRank0)
         {
             prepared = DataPreparer.Prepare(Config, prepareProgress);
             log.Information(prepared.UpToDate ? "data: shards up to date in {Index}" : "data: prepared shards in {Index} ({Lines} lines, {Seconds:F1} s)",
                 prepared.IndexPath, prepared.Lines, prepared.Seconds);
+            // Rank 0 hashes the token shards from here on, while the data is opened and the model built; the first
+            // step waits for the outcome (VerifiedBatchStream).
+            var verifier = prepared.Verifier;
+            if (ShardVerifier.ChecksContent)
+                check = Task.Factory.StartNew(() => verifier.Check(verifier.TokenFiles()), TaskCreationOptions.LongRunning);
             World.Barrier();
         }
         else
@@ -147,7 +165,8 @@ public sealed class TrainingSession : IDisposable
         // Batches are built on a background thread (exact sampler state kept) so the step never waits for them.
         var batches = new PrefetchingBatchStream(data.Train);
         owned.Add(batches);
-        return Build(log, observer, batches, data.Tokenizer.PadId, ValidationOf(data, prepared));
+        return Build(log, observer, new VerifiedBatchStream(batches, World, data.Verifier, data.Verifier.TokenFiles(), check, log),
+            data.Tokenizer.PadId, ValidationOf(data, prepared));
     }
 
     /// <summary>What train.eval_interval validates: data.valid's directions, translated as eval.valid_* say.</summary>

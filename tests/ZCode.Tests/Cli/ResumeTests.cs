@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
-using ZCode.Tests.Data;
 
 namespace ZCode.Tests.Cli;
 
@@ -30,49 +29,19 @@ public class ResumeTests
         "--set", "train.ema_decay=0.9", "--set", "eval.valid_sentences=4", "--set", "eval.valid_beam=1",
     ];
 
-    private static Process Start(string output, params string[] extra)
-    {
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = DataTestPaths.RepoRoot,
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(Path.Combine(TestContext.CurrentContext.TestDirectory, "zcode.dll"));
-        psi.ArgumentList.Add("train");
-        foreach (var a in Settings.Concat(extra)) psi.ArgumentList.Add(a);
-        psi.ArgumentList.Add("--output");
-        psi.ArgumentList.Add(output);
-        var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
-    }
+    private static ZcodeProcess Start(string output, params string[] extra)
+        => ZcodeProcess.Start(Settings.Concat(extra).Prepend("train").Concat(["--output", output]));
 
     private static void RunToEnd(string output, params string[] extra)
-    {
-        using var p = Start(output, extra);
-        Assert.That(p.WaitForExit(TimeSpan.FromMinutes(5)), Is.True, "training did not finish");
-        Assert.That(p.ExitCode, Is.EqualTo(0), File.Exists(Path.Combine(output, "train.log")) ? File.ReadAllText(Path.Combine(output, "train.log")) : "");
-    }
-
-    private static List<JsonElement> Records(string output) => File.ReadAllLines(Path.Combine(output, "metrics.jsonl"))
-        .Where(l => l.Length > 0).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+        => ZcodeProcess.RunToEnd(output, Settings.Concat(extra).Prepend("train").Concat(["--output", output]));
 
     private static bool IsValidation(JsonElement r) => r.TryGetProperty("type", out var t) && t.GetString() == "valid";
 
+    private static List<JsonElement> Records(string output) => ZcodeProcess.Metrics(output);
+
     private static List<JsonElement> Metrics(string output) => Records(output).Where(r => !IsValidation(r)).ToList();
 
-    private static long LastLoggedStep(string output)
-    {
-        try
-        {
-            return File.ReadAllLines(Path.Combine(output, "metrics.jsonl")).Where(l => l.EndsWith('}'))
-                .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64()).DefaultIfEmpty(0).Max();
-        }
-        catch (IOException) { return 0; }
-    }
+    private static long LastLoggedStep(string output) => ZcodeProcess.LastLoggedStep(output);
 
     [Test]
     public void SigkillThenResumeAutoReproducesTheUninterruptedRun()

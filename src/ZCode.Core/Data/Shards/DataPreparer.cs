@@ -23,13 +23,16 @@ public readonly record struct PrepareProgress(string File, int FileIndex, int Fi
 public sealed record PrepareResult(bool UpToDate, string IndexPath, ShardIndex Index, long Lines, long Bytes, double Seconds)
 {
     /// <summary>The shard of input text file <paramref name="path"/> (full path, as the index lists it): every line of
-    /// the file in order, whatever the corpus filters kept.</summary>
+    /// the file in order, whatever the corpus filters kept. Both of its files are checked against the index first.</summary>
     public TokenShard OpenShard(string path)
     {
         var file = Index.Files.FirstOrDefault(f => f.Path == path)
                    ?? throw new ArgumentException($"{path} is not an input of {IndexPath}", nameof(path));
-        return new TokenShard(Path.Combine(Path.GetDirectoryName(IndexPath)!, file.Shard), Index.IdWidth);
+        return Verifier.Open(file, checkTokens: true);
     }
+
+    /// <summary>Checks these shards against the sizes and checksums of <see cref="Index"/>.</summary>
+    public ShardVerifier Verifier => new(Index, Path.GetDirectoryName(IndexPath)!);
 }
 
 /// <summary>
@@ -91,6 +94,7 @@ public static class DataPreparer
             bytes += new FileInfo(plan.Files[i]).Length;
         }
         BuildCorpora(plan, index, shardDir, config.Data.MaxLen);
+        ShardVerifier.Record(index, shardDir);
         index.Fingerprint = Fingerprint(plan, spmSha, config.Data.MaxLen, index.Files.Select(f => f.Sha256).ToArray());
         index.Write(indexPath);
         return new PrepareResult(false, indexPath, index, lines, bytes, clock.Elapsed.TotalSeconds);

@@ -6,11 +6,13 @@ namespace ZCode.Data.Shards;
 /// <summary>
 /// <c>index.json</c> of a shard directory, written last by <c>zcode data prepare</c> (its presence means the shards
 /// are complete). <see cref="Fingerprint"/> hashes everything the shards depend on (input contents, SentencePiece
-/// model, max_len, the corpus list), so an unchanged fingerprint means there is nothing to redo.
+/// model, max_len, the corpus list), so an unchanged fingerprint means there is nothing to redo; <see cref="Checksums"/>
+/// records the shard files as written, so a file changed since is caught (<see cref="ShardVerifier"/>).
 /// </summary>
 public sealed class ShardIndex
 {
-    public const int CurrentVersion = 1;
+    // 2: Checksums added. An index without them cannot be verified, so it counts as stale and is prepared again.
+    public const int CurrentVersion = 2;
     public const string FileName = "index.json";
 
     public int Version { get; set; } = CurrentVersion;
@@ -23,6 +25,8 @@ public sealed class ShardIndex
     public int IdWidth { get; set; }
     public List<ShardFileEntry> Files { get; set; } = new();
     public List<ShardCorpusEntry> Corpora { get; set; } = new();
+    /// <summary>Size and SHA-256 of every shard file (<c>.ids</c>, <c>.idx</c>, <c>.keep</c>), by file name.</summary>
+    public SortedDictionary<string, ShardFileDigest> Checksums { get; set; } = new(StringComparer.Ordinal);
     /// <summary>Kept training sentences and tokens per language (both sides of parallel corpora, monolingual text).</summary>
     public SortedDictionary<string, SentenceTokenCount> ByLanguage { get; set; } = new(StringComparer.Ordinal);
     /// <summary>Kept training pairs and tokens per parallel pair <c>src-tgt</c>.</summary>
@@ -60,6 +64,13 @@ public sealed class ShardFileEntry
     public long Tokens { get; set; }
     /// <summary>Lines with no tokens.</summary>
     public long EmptyLines { get; set; }
+}
+
+/// <summary>Size and SHA-256 (lowercase hex) of one shard file as <c>zcode data prepare</c> wrote it.</summary>
+public sealed class ShardFileDigest
+{
+    public long Size { get; set; }
+    public string Sha256 { get; set; } = "";
 }
 
 /// <summary>

@@ -5,11 +5,11 @@ namespace ZCode.Data;
 /// <summary>Kept line numbers of one corpus (the <c>.keep</c> file written by <c>zcode data prepare</c>).</summary>
 internal static class KeepList
 {
-    public static int[] Read(string path)
+    /// <summary>The line numbers in <paramref name="bytes"/>, the content of <paramref name="path"/>.</summary>
+    public static int[] Parse(string path, byte[] bytes)
     {
-        var bytes = File.ReadAllBytes(path);
         if (bytes.Length % 4 != 0)
-            throw new UserInputException($"{path}: corrupt keep list ({bytes.Length} bytes); rerun 'zcode data prepare'");
+            throw new InvalidDataException(ShardVerifier.Damaged(path, $"not a keep list ({bytes.Length} bytes)"));
         return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(bytes).ToArray();
     }
 }

@@ -80,12 +80,12 @@ public sealed unsafe class TokenShard : IDisposable
         BasePath = basePath;
         var idxLength = new FileInfo(basePath + ".idx").Length;
         if (idxLength < 8 || idxLength % 8 != 0)
-            throw new UserInputException($"{basePath}.idx: corrupt shard index ({idxLength} bytes); rerun 'zcode data prepare'");
+            throw new InvalidDataException(ShardVerifier.Damaged(basePath + ".idx", $"not a shard index ({idxLength} bytes)"));
         Lines = idxLength / 8 - 1;
         _idx = (long*)Map(basePath + ".idx", out _idxFile, out _idxView);
         var idsLength = new FileInfo(basePath + ".ids").Length;
         if (idsLength != _idx[Lines] * _width)
-            throw new UserInputException($"{basePath}.ids: size {idsLength} does not match its index; rerun 'zcode data prepare'");
+            throw new InvalidDataException(ShardVerifier.Damaged(basePath + ".ids", $"{idsLength} bytes, which does not match its index"));
         if (idsLength > 0) _ids = Map(basePath + ".ids", out _idsFile, out _idsView);
     }
 
