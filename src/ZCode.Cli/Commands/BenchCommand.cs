@@ -144,8 +144,9 @@ internal static class BenchCommand
         var device = new Option<string?>("--device") { Description = "auto | cpu | cuda | cuda:N (default: the config's train.device)", HelpName = "DEVICE" };
         var dtype = new Option<string?>("--dtype") { Description = "fp32 | bf16 (default: the config's train.dtype)", HelpName = "DTYPE" };
         var json = Json();
+        var profile = new Option<bool>("--profile") { Description = "also time every phase of the step (attention, FFN, MoE router/dispatch/experts, loss, backward, optimizer)" };
         var cmd = new Command("train", "Time the trainer's full training steps (forward, backward, clipping, AdamW) on random tokens")
-            { config, sets, batch, srcLen, tgtLen, steps, threads, device, dtype, json };
+            { config, sets, batch, srcLen, tgtLen, steps, threads, device, dtype, json, profile };
         cmd.SetAction(parse =>
         {
             // --device/--dtype are train.device/train.dtype overrides, validated like --set.
@@ -155,7 +156,7 @@ internal static class BenchCommand
             if (parse.GetValue(threads) is > 0 and var n) overrides.Add($"train.threads={n}");
             var cfg = CommonOptions.LoadConfig(parse.GetValue(config), [.. overrides]);
             var o = new TrainBenchOptions(Positive(parse.GetValue(batch), "--batch"), Positive(parse.GetValue(srcLen), "--src-len"),
-                Positive(parse.GetValue(tgtLen), "--tgt-len"), Positive(parse.GetValue(steps), "--steps"));
+                Positive(parse.GetValue(tgtLen), "--tgt-len"), Positive(parse.GetValue(steps), "--steps"), Profile: parse.GetValue(profile));
             if (parse.GetValue(threads) < 0) throw new UserInputException($"--threads: must be at least 0, got {parse.GetValue(threads)}");
             if (Math.Max(o.SrcLen, o.TgtLen) > cfg.Model.MaxPositions)
                 throw new UserInputException($"--src-len/--tgt-len: must be at most model.max_positions ({cfg.Model.MaxPositions}), " +
@@ -164,22 +165,41 @@ internal static class BenchCommand
                 throw new UserInputException($"model.vocab_size: must be greater than {RandomTokenBatches.FirstRegularId} for random " +
                                              $"tokens, got {cfg.Model.VocabSize}");
             var r = TrainStepBenchmark.Run(cfg, o);
+            // Model FLOPs utilisation against the same device's matmul rate in the compute dtype, measured now.
+            var benchDevice = ZCode.Runtime.ComputeDevice.Resolve(cfg.Train.Device);
+            var computeDtype = ZCode.Runtime.ComputeDevice.Dtype(cfg.Train.Dtype, benchDevice);
+            double modelGflop = ZCode.Model.ModelFlops.TrainingStep(cfg.Model, o.Batch, o.SrcLen, o.TgtLen) / 1e9;
+            double achieved = modelGflop / (r.StepMs / 1000.0);
+            // The machine's bf16 rate where bf16 is fast (what the issue of model FLOPs is measured against), else fp32's.
+            double peak = MatmulRate.GigaflopsPerSecond(benchDevice, computeDtype);
             var output = parse.InvocationConfiguration.Output;
             if (parse.GetValue(json))
             {
-                output.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+                var report = new Dictionary<string, object>
                 {
                     ["batch"] = o.Batch, ["src_len"] = o.SrcLen, ["tgt_len"] = o.TgtLen, ["steps"] = o.Steps,
-                    ["threads"] = torch.get_num_threads(), ["dtype"] = ZCode.Runtime.ComputeDevice.DtypeName(ZCode.Runtime.ComputeDevice.Dtype(cfg.Train.Dtype)),
+                    ["threads"] = torch.get_num_threads(), ["dtype"] = ZCode.Runtime.ComputeDevice.DtypeName(computeDtype),
                     ["device"] = r.Device, ["params"] = r.Params,
                     ["tokens_per_step"] = r.TokensPerStep, ["step_ms"] = Math.Round(r.StepMs, 2),
                     ["tokens_per_s"] = Math.Round(r.TokensPerSecond, 1), ["loss"] = Math.Round(r.LastLoss, 4),
-                }));
+                    ["model_gflop_per_step"] = Math.Round(modelGflop, 3), ["model_gflops"] = Math.Round(achieved, 1),
+                    ["matmul_gflops"] = Math.Round(peak, 1), ["mfu"] = Math.Round(achieved / peak, 4),
+                };
+                if (r.PhaseMs is { } phases) report["profile_ms"] = phases.ToDictionary(p => p.Key, p => Math.Round(p.Value, 2));
+                output.WriteLine(JsonSerializer.Serialize(report));
             }
             else
             {
                 output.WriteLine($"{r.Params:N0} parameters, batch {o.Batch} x ({o.SrcLen} + {o.TgtLen}) tokens, {r.Device}, {torch.get_num_threads()} threads:");
                 output.WriteLine($"  median step {r.StepMs:F1} ms over {o.Steps} steps, {r.TokensPerSecond:N0} tokens/s");
+                output.WriteLine($"  model {modelGflop:F1} GFLOP per step = {achieved:F0} GFLOP/s, {achieved / peak:P1} of the {peak:F0} GFLOP/s " +
+                                 $"of a 2048^3 matmul in {ZCode.Runtime.ComputeDevice.DtypeName(computeDtype)}");
+                if (r.PhaseMs is { } phases)
+                {
+                    output.WriteLine($"  {"phase (ms per step; nested phases are inside their parent)",-62} {"ms",8} {"share",7}");
+                    foreach (var (name, ms) in phases.OrderByDescending(p => p.Value))
+                        output.WriteLine($"  {name,-62} {ms,8:F1} {ms / r.StepMs,7:P1}");
+                }
             }
             return CliApp.ExitOk;
         });

@@ -23,7 +23,7 @@ internal sealed record CheckpointSession(LoadedCheckpoint Checkpoint, SpmTokeniz
             throw new UserInputException($"{ckpt.Directory}: model.vocab_size {cfg.Model.VocabSize} is smaller than " +
                                          $"{tokenizer.ModelPath} ({tokenizer.VocabSize} pieces)");
         var target = ComputeDevice.Resolve(device ?? cfg.Train.Device, device is null ? "train.device" : "--device");
-        ckpt.Model.ComputeDtype = dtype is null ? ComputeDevice.Dtype(cfg.Train.Dtype) : ParseDtype(dtype);
+        ckpt.Model.ComputeDtype = ComputeDevice.Dtype(dtype is null ? cfg.Train.Dtype : ParseDtype(dtype), target);
         if (target.type != DeviceType.CPU)
             ckpt.Model.to(target);
         ckpt.Model.MoeExecution = ZCode.Model.Moe.MoeExecutionPath.For(target);
@@ -39,9 +39,9 @@ internal sealed record CheckpointSession(LoadedCheckpoint Checkpoint, SpmTokeniz
         Required = true,
     };
 
-    private static torch.ScalarType ParseDtype(string dtype) => dtype is "fp32" or "bf16" or "float32" or "bfloat16"
-        ? ComputeDevice.Dtype(dtype)
-        : throw new UserInputException($"--dtype: must be fp32 or bf16, got '{dtype}'");
+    private static string ParseDtype(string dtype) => dtype is "auto" or "fp32" or "bf16" or "float32" or "bfloat16"
+        ? dtype
+        : throw new UserInputException($"--dtype: must be auto, fp32 or bf16, got '{dtype}'");
 
     /// <summary>--device: where the model runs (default: the checkpoint config's train.device).</summary>
     public static System.CommandLine.Option<string?> DeviceOption() => new("--device")
@@ -52,7 +52,7 @@ internal sealed record CheckpointSession(LoadedCheckpoint Checkpoint, SpmTokeniz
     /// <summary>--dtype: compute dtype (default: the checkpoint config's train.dtype).</summary>
     public static System.CommandLine.Option<string?> DtypeOption() => new("--dtype")
     {
-        Description = "fp32 | bf16 compute (default: the checkpoint config's train.dtype)", HelpName = "DTYPE",
+        Description = "auto | fp32 | bf16 compute (default: the checkpoint config's train.dtype)", HelpName = "DTYPE",
     };
 
     /// <summary>--weights: the moving average of the weights, when the checkpoint has one, or the trained weights.</summary>

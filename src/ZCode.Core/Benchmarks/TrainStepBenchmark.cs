@@ -9,11 +9,14 @@ using static TorchSharp.torch;
 namespace ZCode.Benchmarks;
 
 /// <summary>Batch shape and step counts of <see cref="TrainStepBenchmark"/>.</summary>
-public sealed record TrainBenchOptions(int Batch, int SrcLen, int TgtLen, int Steps, int Warmup = 3);
+/// <param name="Profile">Also time every phase of the timed steps (<see cref="StepProfile"/>).</param>
+public sealed record TrainBenchOptions(int Batch, int SrcLen, int TgtLen, int Steps, int Warmup = 3, bool Profile = false);
 
 /// <summary>Median step time of full training steps and what it means in tokens per second.</summary>
+/// <param name="PhaseMs">With <see cref="TrainBenchOptions.Profile"/>: milliseconds per step of each phase (phases nest:
+/// "forward" holds attention, ffn, moe ... and "optimizer" its three parts).</param>
 public sealed record TrainBenchResult(TrainBenchOptions Options, long Params, long TokensPerStep, double StepMs, double LastLoss,
-    string Device)
+    string Device, IReadOnlyDictionary<string, double>? PhaseMs = null)
 {
     public double TokensPerSecond => TokensPerStep / (StepMs / 1000.0);
 }
@@ -42,8 +45,10 @@ public static class TrainStepBenchmark
         var device = session.Device;
 
         var times = new List<double>();
+        if (device.type == DeviceType.CUDA) StepProfile.Synchronize = () => cuda.synchronize(device);
         for (int step = 0; step < o.Warmup + o.Steps; step++)
         {
+            StepProfile.Enabled = o.Profile && step >= o.Warmup;
             var clock = Stopwatch.StartNew();
             trainer.Step(logged: false);
             // Kernels run asynchronously on a GPU: the step ends when the device is done.
@@ -51,10 +56,14 @@ public static class TrainStepBenchmark
                 cuda.synchronize(device);
             if (step >= o.Warmup) times.Add(clock.Elapsed.TotalMilliseconds);
         }
+        StepProfile.Enabled = false;
+        StepProfile.Synchronize = null;
+        var phases = o.Profile ? StepProfile.Totals.ToDictionary(p => p.Key, p => p.Value.Seconds * 1000 / o.Steps) : null;
+        StepProfile.Reset();
         // One more, untimed step reads its figures back (a logged step also gathers statistics).
         double loss = trainer.Step(logged: true).Loss;
         long parameters = session.Model!.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
         return new TrainBenchResult(o, parameters, batches.TokensPerBatch, BenchStats.Median(times), loss,
-            ComputeDevice.Describe(device, session.Dtype));
+            ComputeDevice.Describe(device, session.Dtype), phases);
     }
 }

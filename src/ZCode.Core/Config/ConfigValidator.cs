@@ -11,8 +11,8 @@ public static partial class ConfigValidator
     public static readonly string[] TokenPriorities = ["order", "random", "score"];
     public static readonly string[] NoisyGates = ["none", "jitter", "rsample"];
     public static readonly string[] Schedules = ["inverse_sqrt", "linear", "constant"];
-    /// <summary>fp32 and bf16 are the documented names; float32 and bfloat16 are accepted aliases.</summary>
-    public static readonly string[] Dtypes = ["fp32", "bf16", "float32", "bfloat16"];
+    /// <summary>auto, fp32 and bf16 are the documented names; float32 and bfloat16 are accepted aliases.</summary>
+    public static readonly string[] Dtypes = ["auto", "fp32", "bf16", "float32", "bfloat16"];
     public static readonly string[] Backends = ["auto", "local", "mpi", "nccl"];
     public static readonly string[] Tokenizers = ["13a", "intl", "zh", "char", "none"];
     /// <summary>What train.best_metric can name: the token-weighted validation NLL (lower is better), or the mean BLEU or

@@ -155,9 +155,9 @@ public sealed class TrainConfig
     public double WeightDecay { get; set; } = 0.01;
     public double ClipNorm { get; set; } = 1.0;
     public double LabelSmoothing { get; set; } = 0.1;
-    /// <summary>fp32 | bf16 (compute dtype; master weights, optimizer state, router and loss stay fp32);
-    /// float32 | bfloat16 are accepted aliases.</summary>
-    public string Dtype { get; set; } = "fp32";
+    /// <summary>auto | fp32 | bf16 (compute dtype; master weights, optimizer state, router and loss stay fp32);
+    /// auto is bf16 where the device computes it fast, else fp32; float32 | bfloat16 are accepted aliases.</summary>
+    public string Dtype { get; set; } = "auto";
     /// <summary>auto | cpu | cuda | cuda:N (auto: CUDA when LibTorch reports it, else CPU).</summary>
     public string Device { get; set; } = "auto";
     public int GradAccumulation { get; set; } = 1;

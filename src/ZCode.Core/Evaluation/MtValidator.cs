@@ -59,6 +59,8 @@ public static class MtValidator
         string? pairs = null, int? tokensPerBatch = null)
     {
         var sets = data.HeldOut(split);
+        // Both sides of every pair are read (sources for translation, targets for the loss): check them before use.
+        data.Verifier.Verify(data.Verifier.TokenFiles(split));
         return MtEvaluation.Directions(config, split, pairs).Select(d =>
         {
             var set = sets.FirstOrDefault(s => s.SrcLang == d.Src && s.TgtLang == d.Tgt);

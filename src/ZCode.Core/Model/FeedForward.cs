@@ -20,6 +20,7 @@ public sealed class FeedForward : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        using var _ = ZCode.Runtime.StepProfile.Measure("ffn");
         var h = nn.functional.relu(Projection.Apply(fc1, x));
         if (training && activationDropout > 0)
             h = nn.functional.dropout(h, activationDropout, training);

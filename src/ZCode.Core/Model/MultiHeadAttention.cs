@@ -27,6 +27,7 @@ public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor, Tensor?, bool
     /// </summary>
     public override Tensor forward(Tensor query, Tensor keyValue, Tensor? keyMask, bool causal)
     {
+        using var _ = ZCode.Runtime.StepProfile.Measure("attention");
         var (k, v) = KeysValues(keyValue);
         long lq = query.shape[1], lk = keyValue.shape[1];
         var mask = keyMask?.view(query.shape[0], 1, 1, lk);

@@ -200,6 +200,7 @@ public sealed class Seq2SeqTransformer : nn.Module<Tensor, Tensor, Tensor>
 
     private Tensor Logits(Tensor hidden)
     {
+        using var _ = ZCode.Runtime.StepProfile.Measure("output projection");
         var x = LayerNormIn.Apply(decoder_norm, hidden, computeDtype);
         var w = embed_tokens.weight!;
         var logits = nn.functional.linear(x, w.dtype == x.dtype ? w : w.to_type(x.dtype));

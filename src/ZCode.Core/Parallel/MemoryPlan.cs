@@ -29,7 +29,7 @@ public sealed record MemoryPlanInputs(int Gpus, long MicroBatchTokens, int Compu
 /// same experts, so a device's share of partitioned state is Phi_s/N + (Phi_e/P)/(N/P) = Phi/N elements.</para>
 /// <list type="bullet">
 /// <item>parameters: 4 Phi_d (zcode's modules keep fp32 parameters on the device; they are the master weights).</item>
-/// <item>compute weights: 2 Phi_d with train.dtype bfloat16 (the per-op bf16 casts are saved for backward), 0 for float32.</item>
+/// <item>compute weights: 2 Phi_d with train.dtype bf16 or auto (GPUs of the plan are taken to compute bf16 fast; the per-op bf16 casts are saved for backward), 0 for fp32.</item>
 /// <item>gradients (fp32): 4 Phi_d for stages 0 and 1; 4 Phi/N for stage 2 (assumes gradients are reduce-scattered
 /// bucket by bucket as backward produces them, as DeepSpeed does; buckets are not counted).</item>
 /// <item>optimizer state: stage 0 8 Phi_d (AdamW exp_avg, exp_avg_sq); stages 1/2 12 Phi/N (fp32 master slice and both
@@ -69,7 +69,7 @@ public static class MemoryPlan
         long elements = encoder + decoder + 2 * 2 * d;
         long fp32 = (encMoe + decMoe) * 8 * e + 8L * m.VocabSize;
         long tokens = cfg.Train.TokensPerBatch / ((long)Math.Max(1, cfg.Train.GradAccumulation) * gpus);
-        return new MemoryPlanInputs(gpus, tokens, ZCode.Runtime.ComputeDevice.Dtype(cfg.Train.Dtype) == TorchSharp.torch.ScalarType.BFloat16 ? 2 : 4, elements, fp32);
+        return new MemoryPlanInputs(gpus, tokens, cfg.Train.Dtype is "auto" or "bf16" or "bfloat16" ? 2 : 4, elements, fp32);
     }
 
     /// <summary>Expert-parallel sizes to consider: divisors of the expert count that also divide N (1 for a dense model).</summary>

@@ -53,12 +53,14 @@ public static class ComputeDevice
 
     private static int Index(string setting) => int.Parse(setting.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture);
 
-    /// <summary>The compute dtype of a <c>train.dtype</c> value.</summary>
-    public static ScalarType Dtype(string name) => name switch
+    /// <summary>The compute dtype of a <c>train.dtype</c> value on <paramref name="device"/>: auto is bf16 where the device
+    /// computes it fast (<see cref="Bf16Support"/>), else fp32.</summary>
+    public static ScalarType Dtype(string name, Device device) => name switch
     {
+        "auto" => Bf16Support.Of(device).Fast ? ScalarType.BFloat16 : ScalarType.Float32,
         "fp32" or "float32" => ScalarType.Float32,
         "bf16" or "bfloat16" => ScalarType.BFloat16,
-        _ => throw new UserInputException($"train.dtype: must be fp32 or bf16 (aliases float32, bfloat16); got '{name}'"),
+        _ => throw new UserInputException($"train.dtype: must be auto, fp32 or bf16 (aliases float32, bfloat16); got '{name}'"),
     };
 
     /// <summary>The documented name (fp32 | bf16) of a compute dtype.</summary>

@@ -49,6 +49,8 @@ public sealed class MetricsWriter : IDisposable
             j.WriteNumber("data_wait_s", Round(m.DataWaitSeconds));
             j.WriteNumber("elapsed_s", Math.Round(m.ElapsedSeconds, 3));
             j.WriteNumber("optimizer_state_bytes", m.OptimizerStateBytes);
+            // Resident memory of this process now: a run whose memory grows shows it here long before it fails.
+            j.WriteNumber("rss_mb", Environment.WorkingSet >> 20);
             foreach (var (task, loss) in m.LossByTask.OrderBy(kv => kv.Key, StringComparer.Ordinal))
                 j.WriteNumber("loss_" + task, Round(loss));
             j.WriteStartObject("tokens_by_lang");

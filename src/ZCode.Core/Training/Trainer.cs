@@ -203,8 +203,12 @@ public sealed partial class Trainer
             // a single process running every micro-batch draws for it.
             StepSeeding.ApplyMicro(model, t.Seed, step, micro);
             var b = DeviceBatch.Upload(batch, routing.RowLanguages(batch), device);
-            var logits = model.Forward(b.Src, b.TgtIn, batch.SrcTokenCount, batch.TgtTokenCount);
-            var (loss, nll) = Losses.LabelSmoothedCrossEntropy(logits, b.TgtOut, model.PadId, t.LabelSmoothing);
+            Tensor logits;
+            using (StepProfile.Measure("forward"))
+                logits = model.Forward(b.Src, b.TgtIn, batch.SrcTokenCount, batch.TgtTokenCount);
+            Tensor loss, nll;
+            using (StepProfile.Measure("loss"))
+                (loss, nll) = Losses.LabelSmoothedCrossEntropy(logits, b.TgtOut, model.PadId, t.LabelSmoothing);
             var share = (double)batch.TgtTokenCount / Math.Max(1, stepTokens);
             var objective = loss / Math.Max(1, stepTokens);
             var aux = model.AuxLoss();
@@ -213,7 +217,8 @@ public sealed partial class Trainer
                 objective = objective + aux * (cfg.Model.Moe.AuxLossWeight * share);
             if (z is not null && cfg.Model.Moe.ZLossWeight > 0)
                 objective = objective + z * (cfg.Model.Moe.ZLossWeight * share);
-            objective.backward();
+            using (StepProfile.Measure("backward"))
+                objective.backward();
 
             using (no_grad())
             {
@@ -227,8 +232,11 @@ public sealed partial class Trainer
             expertStats?.Add();
         }
 
-        var gradNorm = optimizer.Step(lr, t.ClipNorm);
-        ema?.Update();
+        Tensor gradNorm;
+        using (StepProfile.Measure("optimizer"))
+            gradNorm = optimizer.Step(lr, t.ClipNorm);
+        using (StepProfile.Measure("ema"))
+            ema?.Update();
         totalTokens += stepTokens;
         using (no_grad())
             nonFinite.add_(sums![0].isfinite().logical_not().to_type(ScalarType.Float32));

@@ -76,7 +76,7 @@ public sealed class TrainingSession : IDisposable
     public bool IsRank0 => World.Rank == 0;
     /// <summary>The device this rank trains on.</summary>
     public Device Device { get; }
-    public ScalarType Dtype => ComputeDevice.Dtype(Config.Train.Dtype);
+    public ScalarType Dtype => ComputeDevice.Dtype(Config.Train.Dtype, Device);
     public string OutputDir { get; }
     public StartPlan Plan { get; }
     /// <summary>What resolving the start plan had to say (e.g. invalid checkpoints skipped), for the run's log.</summary>
@@ -208,7 +208,8 @@ public sealed class TrainingSession : IDisposable
         // The parameters move once, before the optimizer creates its state next to them.
         if (Device.type != DeviceType.CPU)
             model.to(Device);
-        log.Information("device {Device}", ComputeDevice.Describe(Device, Dtype));
+        log.Information("device {Device}{Why}", ComputeDevice.Describe(Device, Dtype),
+            Config.Train.Dtype == "auto" ? $" (train.dtype auto: {Bf16Support.Of(Device).Why})" : "");
         if (LibTorchLoader.LoadedFrom is { } libtorch)
             log.Information("LibTorch from {Dir} (ZCODE_LIBTORCH)", libtorch);
 

@@ -51,8 +51,19 @@ public class ComputeDeviceTests
     [TestCase("bfloat16", ScalarType.BFloat16)]
     public void DtypeNamesAndAliases(string name, ScalarType dtype)
     {
-        Assert.That(ComputeDevice.Dtype(name), Is.EqualTo(dtype));
+        Assert.That(ComputeDevice.Dtype(name, CPU), Is.EqualTo(dtype));
         Assert.That(ComputeDevice.DtypeName(dtype), Is.EqualTo(dtype == ScalarType.Float32 ? "fp32" : "bf16"));
+    }
+
+    [Test]
+    public void AutoIsBf16ExactlyWhereTheCpuHasBf16Instructions()
+    {
+        var (fast, why) = Bf16Support.Of(CPU);
+        Assert.That(ComputeDevice.Dtype("auto", CPU), Is.EqualTo(fast ? ScalarType.BFloat16 : ScalarType.Float32), why);
+        if (!OperatingSystem.IsLinux() || !System.Runtime.Intrinsics.X86.X86Base.IsSupported) return;
+        // The kernel's view of the same CPUID bits.
+        var flags = File.ReadLines("/proc/cpuinfo").First(l => l.StartsWith("flags", StringComparison.Ordinal)).Split(' ');
+        Assert.That(fast, Is.EqualTo(flags.Contains("avx512_bf16") || flags.Contains("amx_bf16")), why);
     }
 
     [Test]

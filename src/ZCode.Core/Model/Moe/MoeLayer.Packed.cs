@@ -32,6 +32,7 @@ public sealed partial class MoeLayer
             : r.TokensPerExpertCounts;
         long kept = counts.Sum();
         if (kept == 0) return zeros_like(x2);
+        var dispatch = ZCode.Runtime.StepProfile.Measure("moe dispatch/combine");
         // Rows = expert * C + position orders the kept slots by expert, then by position within the expert; the slots
         // that are not kept point at the spare row E * C and sort last, where they are cut off.
         var order = plan.Rows.argsort().narrow(0, 0, kept);
@@ -51,14 +52,17 @@ public sealed partial class MoeLayer
         if (training && expertDropout > 0)
             noise = DropoutNoise(new[] { (long)Experts, r.Capacity, (long)FfnDim }, dtype, x2.device)
                 .view(-1, FfnDim).index_select(0, plan.Rows.index_select(0, order)).split(counts);
+        dispatch.Dispose();
         var outputs = new List<Tensor>(Experts);
-        for (int e = 0; e < Experts; e++)
-        {
-            if (counts[e] == 0) continue;
-            var hidden = functional.relu(segments[e].matmul(w1s[e]).add_(b1s[e]));
-            if (noise is not null) hidden = hidden * noise[e];
-            outputs.Add(hidden.matmul(w2s[e]).add_(b2s[e]));
-        }
+        using (ZCode.Runtime.StepProfile.Measure("moe experts"))
+            for (int e = 0; e < Experts; e++)
+            {
+                if (counts[e] == 0) continue;
+                var hidden = functional.relu(segments[e].matmul(w1s[e]).add_(b1s[e]));
+                if (noise is not null) hidden = hidden * noise[e];
+                outputs.Add(hidden.matmul(w2s[e]).add_(b2s[e]));
+            }
+        using var combine = ZCode.Runtime.StepProfile.Measure("moe dispatch/combine");
         var weighted = cat(outputs, 0) * gates.to(dtype).unsqueeze(1);
         return zeros(new long[] { s, x2.shape[1] }, dtype, x2.device).index_add(0, tokens, weighted, 1);
     }

@@ -211,15 +211,24 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         var mask = MoeRouting.NormaliseMask(tokenMask, s);
         LastInputShape = x.shape[..^1];
 
-        var r = RouteTokens(x2, mask);
+        MoeRoutingResult r;
+        using (ZCode.Runtime.StepProfile.Measure("moe router"))
+            r = RouteTokens(x2, mask);
         // Buffer capacity: the group's largest, so every rank sends equal blocks; each rank dropped by its own.
         long stride = expertGroup is null ? r.Capacity : (long)HostCollectives.AllReduceMax(expertGroup.Comm, [r.Capacity])[0];
         if (stride == 0 || (expertGroup is null && s == 0)) return zeros_like(x);
         if (execution == MoeExecution.Packed) return RunExperts(x2, r).view(x.shape);
 
-        var plan = MoeDispatchPlan.From(r, stride);
-        var dispatched = Dispatch(x2, plan, stride);
-        var expertOut = ExchangeAndRunExperts(dispatched, r.Capacity);
+        MoeDispatchPlan plan;
+        Tensor dispatched, expertOut;
+        using (ZCode.Runtime.StepProfile.Measure("moe dispatch/combine"))
+        {
+            plan = MoeDispatchPlan.From(r, stride);
+            dispatched = Dispatch(x2, plan, stride);
+        }
+        using (ZCode.Runtime.StepProfile.Measure("moe experts"))
+            expertOut = ExchangeAndRunExperts(dispatched, r.Capacity);
+        using var combine = ZCode.Runtime.StepProfile.Measure("moe dispatch/combine");
         return Combine(expertOut, plan, s).view(x.shape);
     }
 

@@ -4,6 +4,7 @@ using ZCode.Checkpoints;
 using ZCode.Config;
 using ZCode.Model;
 using ZCode.Parallel;
+using ZCode.Runtime;
 using static TorchSharp.torch;
 
 namespace ZCode.Training.Optimization;
@@ -80,8 +81,12 @@ public sealed class AdamWOptimizer : ITrainingOptimizer
 
     public Tensor Step(double lr, double clipNorm)
     {
-        dense.Reduce();
-        experts.Reduce();
+        using (StepProfile.Measure("optimizer: gradient reduction"))
+        {
+            dense.Reduce();
+            experts.Reduce();
+        }
+        var clipping = StepProfile.Measure("optimizer: norm and clipping");
         // The global norm counts every element once, in float64 on the device (one coefficient for every rank; the
         // clip_grad_norm_ arithmetic in fp32 would let N ranks drift from one process over a few dozen steps).
         // ZeRO 0: non-expert gradients are whole and equal on every rank, expert gradients differ across an expert group
@@ -108,8 +113,12 @@ public sealed class AdamWOptimizer : ITrainingOptimizer
             dense.Scale(coef);
             experts.Scale(coef);
         }
-        dense.Update(lr);
-        experts.Update(lr);
+        clipping.Dispose();
+        using (StepProfile.Measure("optimizer: adamw"))
+        {
+            dense.Update(lr);
+            experts.Update(lr);
+        }
         return norm.to_type(ScalarType.Float32);
     }
 
