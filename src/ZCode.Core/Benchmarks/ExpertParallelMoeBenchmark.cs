@@ -20,7 +20,7 @@ public sealed record ExpertParallelMoeBenchResult(MoeBenchOptions Options, int R
     double MsReplicated, double MsAllToAll, long AllToAllBytes, double MaxAbsDiff);
 
 /// <summary>
-/// One MoE layer with its experts split over every rank of a communicator (expert parallelism, DESIGN.md §5.6) against
+/// One MoE layer with its experts split over every rank of a communicator (expert parallelism, docs/ARCHITECTURE.md §1) against
 /// the same layer with all experts replicated on each rank. Every rank routes its own <see cref="MoeBenchOptions.Tokens"/>
 /// tokens; both layers hold rank 0's weights (the split layer its slice of the experts), so their outputs must agree,
 /// which the run checks. Collective: every rank calls it.

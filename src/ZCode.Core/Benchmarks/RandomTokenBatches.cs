@@ -25,7 +25,7 @@ public sealed class RandomTokenBatches : IBatchStream
         batch = Batch.Collate(examples, padId: 0, bosId: 2);
     }
 
-    /// <summary>Tokens of a batch as shared/bench-style peers count them: rows x (source + target length).</summary>
+    /// <summary>Tokens of a batch as bench/peer_torch.py counts them: rows x (source + target length).</summary>
     public long TokensPerBatch => (long)batch.Size * (batch.SrcLen + batch.TgtLen);
 
     public Batch Next() => batch;

@@ -25,7 +25,7 @@ public sealed record TrainBenchResult(TrainBenchOptions Options, long Params, lo
 /// The trainer's own steps (<see cref="Trainer.Step"/>: forward, loss, backward, the optimizer's reduction, clipping
 /// and AdamW) on a fixed batch of random tokens, in a run assembled by <see cref="TrainingSession"/> exactly as
 /// <c>zcode train</c> assembles it, without data loading or writing anything. Tokens per step = batch * (src + tgt), as
-/// shared/bench/peer_torch.py counts them, so the two figures compare directly.
+/// bench/peer_torch.py counts them, so the two figures compare directly.
 /// </summary>
 public static class TrainStepBenchmark
 {

@@ -58,7 +58,7 @@ public sealed class ModelConfig
     public MoeConfig Moe { get; set; } = new();
 }
 
-/// <summary>Mixture-of-Experts layer settings (DESIGN.md §5).</summary>
+/// <summary>Mixture-of-Experts layer settings (README, "Configuration").</summary>
 public sealed class MoeConfig
 {
     public int Experts { get; set; } = 4;
@@ -180,7 +180,7 @@ public sealed class TrainConfig
     public int Threads { get; set; } = 0;
 }
 
-/// <summary>Parallel layout (DESIGN.md §7).</summary>
+/// <summary>Parallel layout: data x expert parallelism, ZeRO stage, backend (docs/ARCHITECTURE.md §5, equivalence rule).</summary>
 public sealed class ParallelConfig
 {
     /// <summary>auto | local | mpi | nccl</summary>

@@ -4,7 +4,7 @@ using ZCode.Parallel.Mpi;
 namespace ZCode.Parallel;
 
 /// <summary>
-/// Builds the world communicator for <c>parallel.backend</c> (DESIGN.md §7):
+/// Builds the world communicator for <c>parallel.backend</c> (docs/ARCHITECTURE.md §3):
 /// <list type="bullet">
 /// <item><c>auto</c>: nccl when training on CUDA under a multi-process MPI launch, local for one CUDA process (NCCL
 /// would only add a dependency), mpi for CPU training started by an MPI launcher (mpirun, srun, PMI), else local.</item>

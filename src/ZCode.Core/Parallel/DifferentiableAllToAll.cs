@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace ZCode.Parallel;
 
 /// <summary>
-/// Equal-split all-to-all along dim 0 with gradients (DESIGN.md §5.6, §7): block j of the input goes to rank j and
+/// Equal-split all-to-all along dim 0 with gradients (expert parallelism): block j of the input goes to rank j and
 /// block j of the output comes from rank j. Its adjoint is the same exchange (the gradient of output block j goes
 /// back to rank j, into the block rank j sent), so backward is one more all-to-all on the incoming gradient.
 /// Every rank of the group must call forward, and later backward, in the same order.

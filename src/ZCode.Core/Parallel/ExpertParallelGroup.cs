@@ -1,7 +1,7 @@
 namespace ZCode.Parallel;
 
 /// <summary>
-/// The expert-parallel group an MoE model is built for (DESIGN.md §7): its ranks split every MoE layer's E experts
+/// The expert-parallel group an MoE model is built for (docs/ARCHITECTURE.md §3): its ranks split every MoE layer's E experts
 /// into Size contiguous blocks of E/Size, rank r holding global experts [r*E/Size, (r+1)*E/Size) (as DeepSpeed).
 /// The communicator carries the layers' all-to-alls; the model never disposes it. <see cref="ParallelLayout"/> builds
 /// the groups of a run (<see cref="ParallelLayout.ModelExpertGroup"/>).

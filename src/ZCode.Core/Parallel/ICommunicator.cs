@@ -6,7 +6,7 @@ namespace ZCode.Parallel;
 public enum ReduceOp { Sum, Max }
 
 /// <summary>
-/// A group of ranks and the collectives zcode needs (DESIGN.md §7). Every rank of the group calls the same
+/// A group of ranks and the collectives zcode needs (docs/ARCHITECTURE.md §3). Every rank of the group calls the same
 /// collectives in the same order with tensors of the same dtype and shape (except the variable all-to-all counts).
 /// Tensors must be contiguous and live on the backend's device; results are written in place or into the given
 /// output tensor, never allocated by the backend. Every call honours the communicator's timeout and throws

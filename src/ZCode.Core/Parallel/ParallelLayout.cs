@@ -1,7 +1,7 @@
 namespace ZCode.Parallel;
 
 /// <summary>
-/// The process groups of a run (DESIGN.md §7): the world is data-parallel x expert-parallel. Expert groups are
+/// The process groups of a run (docs/ARCHITECTURE.md §3): the world is data-parallel x expert-parallel. Expert groups are
 /// blocks of consecutive ranks, as in DeepSpeed (world 4, expert_parallel 2: {0,1} and {2,3}); a layer's experts are
 /// split over an expert group. The expert-data-parallel groups join the ranks holding the same experts
 /// ({0,2} and {1,3}): expert gradients and expert optimizer shards are reduced and partitioned over them, while

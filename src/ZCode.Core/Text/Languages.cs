@@ -13,7 +13,7 @@ public sealed record LanguageInfo(string Code, string Name, string Iso639_1, str
 }
 
 /// <summary>
-/// The 50 languages of ../shared/data (DESIGN.md §6): canonical codes, English names, ISO 639-1 aliases and scripts.
+/// The 50 languages zcode knows (the FLORES-200 codes of data-samples/README.md): canonical codes, English names, ISO 639-1 aliases and scripts.
 /// <see cref="Resolve"/> accepts the canonical code (any case, '-' or '_'), the ISO 639-1 alias (<c>en</c>), the
 /// ISO 639-3 part (<c>eng</c>) and the NTREX-128 codes that differ from ours (<c>fas</c>, <c>swa</c>, <c>aze-Latn</c>,
 /// <c>zho-CN</c>, <c>ara</c>).

@@ -10,8 +10,8 @@ namespace ZCode.Text;
 /// Parity with <c>spm_encode --output_format=id</c>: Microsoft.ML.Tokenizers 2.0.1 emits one &lt;unk&gt; per unknown
 /// character where SentencePiece merges a run of unknown characters into one &lt;unk&gt;; <see cref="Encode"/> merges
 /// such runs, which makes every line of data-samples/ identical to spm_encode. Remaining known difference: ties
-/// between equal-score segmentations (10 of 64,847 lines of ../shared/data, all in languages the sample model was
-/// not trained on).
+/// between equal-score segmentations (10 of 64,847 lines of the multilingual corpus data-samples/ was drawn from,
+/// all in languages the sample model was not trained on).
 /// </remarks>
 public sealed class SpmTokenizer
 {

@@ -210,6 +210,7 @@ public sealed class TrainingSession : IDisposable
             model.to(Device);
         log.Information("device {Device}{Why}", ComputeDevice.Describe(Device, Dtype),
             Config.Train.Dtype == "auto" ? $" (train.dtype auto: {Bf16Support.Of(Device).Why})" : "");
+        log.Information("allocator {Allocator}", NativeMemoryTuning.Describe());
         if (LibTorchLoader.LoadedFrom is { } libtorch)
             log.Information("LibTorch from {Dir} (ZCODE_LIBTORCH)", libtorch);
 

@@ -27,8 +27,8 @@ public class RunLockTests
         "--resume", "auto", "--output", output,
     ];
 
-    // What differs between two identical runs: the clock.
-    private static readonly string[] TimingKeys = ["tokens_per_s", "step_s", "data_wait_s", "elapsed_s"];
+    // What differs between two identical runs: the clock and the process's resident memory.
+    private static readonly string[] TimingKeys = ["tokens_per_s", "step_s", "data_wait_s", "elapsed_s", "rss_mb"];
 
     [Test]
     public void TwoRunsStartedAtOnceLeaveOneWriterWhoseRunIsExactlyARunAlone()

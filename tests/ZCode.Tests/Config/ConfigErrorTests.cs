@@ -103,7 +103,7 @@ public class ConfigErrorTests
     [TestCase("model:\n  moe:\n    every_n_layers: -1\n", "3:21", "model.moe.every_n_layers: must be at least 0, got -1")]
     [TestCase("model:\n  positions: rope\n", "2:14", "model.positions: must be one of sinusoidal, learned; got 'rope'")]
     [TestCase("train:\n  schedule: cosine\n", "2:13", "train.schedule: must be one of inverse_sqrt, linear, constant; got 'cosine'")]
-    [TestCase("train:\n  dtype: bfloat61\n", "2:10", "train.dtype: must be one of fp32, bf16, float32, bfloat16; got 'bfloat61' (did you mean 'bfloat16'?)")]
+    [TestCase("train:\n  dtype: bfloat61\n", "2:10", "train.dtype: must be one of auto, fp32, bf16, float32, bfloat16; got 'bfloat61' (did you mean 'bfloat16'?)")]
     [TestCase("train:\n  max_steps: 0\n", "2:14", "train.max_steps: must be at least 1, got 0")]
     [TestCase("train:\n  tokens_per_batch: 0\n", "2:21", "train.tokens_per_batch: must be at least 1, got 0")]
     [TestCase("train:\n  lr: 0\n", "2:7", "train.lr: must be greater than 0, got 0")]

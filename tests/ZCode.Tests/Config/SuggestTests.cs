@@ -42,7 +42,7 @@ public class SuggestTests
     [TestCase("TopK", "top_k")]
     public void SnakeCase(string property, string key) => Assert.That(ConfigKeys.ToSnakeCase(property), Is.EqualTo(key));
 
-    // Key names that scripts and docs rely on (DESIGN.md §3).
+    // Key names that scripts and docs rely on (README, "Configuration").
     [TestCase("model.vocab_size"), TestCase("model.d_model"), TestCase("model.ffn_dim"), TestCase("model.heads")]
     [TestCase("model.encoder_layers"), TestCase("model.decoder_layers"), TestCase("model.dropout")]
     [TestCase("model.moe.experts"), TestCase("model.moe.every_n_layers"), TestCase("model.moe.top_k")]

@@ -74,7 +74,7 @@ public class LanguagesTests
     [Test]
     public void SampleModelHasATagForEveryRegistryLanguage()
     {
-        // The vocabulary's language tags are exactly the registry's codes (the 50 languages of ../shared/data).
+        // The vocabulary's language tags are exactly the registry's codes (the 50 languages of the registry).
         var tags = File.ReadLines(DataTestPaths.SpmVocab).Select(l => l.Split('\t')[0])
             .Where(p => p.StartsWith("<2") && p.EndsWith('>')).Select(p => p[2..^1]).ToArray();
         Assert.That(tags, Is.EquivalentTo(Languages.Codes));

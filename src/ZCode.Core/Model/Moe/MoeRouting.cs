@@ -8,7 +8,7 @@ namespace ZCode.Model.Moe;
 /// Pure routing math for a Mixture-of-Experts layer (no parameters, no module state): capacity,
 /// top-k expert choice, priority-ordered positions within each expert, capacity dropping, combine
 /// weights and the router losses. Semantics follow DeepSpeed's <c>top1gating</c>/<c>top2gating</c>
-/// (see shared/notes/moe-anchors.md §2.1); the implementation sorts token-slots instead of building
+/// (DeepSpeed <c>deepspeed/moe/sharded_moe.py</c>); the implementation sorts token-slots instead of building
 /// [S, E, C] one-hot tensors, so memory is O(S*k) plus the [S, E] router probabilities.
 /// </summary>
 public static class MoeRouting

@@ -2,7 +2,7 @@ namespace ZCode.Model.Moe;
 
 /// <summary>
 /// Router noise in training (config key <c>model.moe.noisy_gate</c>), DeepSpeed's <c>noisy_gate_policy</c>.
-/// Evaluation never adds noise (DESIGN.md §10).
+/// Evaluation never adds noise (docs/ARCHITECTURE.md §5, determinism).
 /// </summary>
 public enum NoisyGate
 {
