@@ -31,6 +31,9 @@ internal static class PlanCommand
             var c = ParameterCount.Of(cfg.Model);
             var output = parse.InvocationConfiguration.Output;
             var choices = n is int devices ? MemoryPlan.All(cfg, devices) : null;
+            // The CPU estimate in the dtype this machine's CPU would train in (train.dtype auto resolves by CPUID).
+            var host = MemoryPlan.Host(cfg, ZCode.Runtime.ComputeDevice.Dtype(cfg.Train.Dtype, TorchSharp.torch.CPU) ==
+                                            TorchSharp.torch.ScalarType.BFloat16 ? 2 : 4);
             var recommended = choices is not null && memory is double gib ? MemoryPlan.Recommend(choices, gib) : null;
             if (parse.GetValue(json))
             {
@@ -45,6 +48,13 @@ internal static class PlanCommand
                     ["embedding_params"] = c.Embedding,
                     ["moe_layers"] = c.EncoderMoeLayers + c.DecoderMoeLayers,
                     ["experts"] = cfg.Model.Moe.Experts,
+                };
+                report["cpu_memory"] = new Dictionary<string, object?>
+                {
+                    ["dtype"] = host.ComputeBytes == 2 ? "bf16" : "fp32", ["parameter_bytes"] = host.Parameters,
+                    ["compute_weight_bytes"] = host.ComputeWeights, ["gradient_bytes"] = host.Gradients,
+                    ["optimizer_bytes"] = host.OptimizerState, ["ema_bytes"] = host.Ema, ["activation_bytes"] = host.Activations,
+                    ["runtime_bytes"] = host.Runtime, ["total_bytes"] = host.Total,
                 };
                 if (choices is not null)
                     report["memory"] = MemoryJson(cfg, n!.Value, memory, choices, recommended);
@@ -62,6 +72,12 @@ internal static class PlanCommand
             output.WriteLine($"  per expert                {c.PerExpert,18:N0}  ({Human(c.PerExpert)})");
             output.WriteLine($"  active per token          {c.ActivePerToken,18:N0}  ({Human(c.ActivePerToken)})");
             output.WriteLine($"  embedding (shared, tied)  {c.Embedding,18:N0}  ({Human(c.Embedding)})");
+            output.WriteLine();
+            output.WriteLine($"CPU memory of one process (GiB, {(host.ComputeBytes == 2 ? "bf16" : "fp32")} compute, " +
+                             $"{cfg.Train.TokensPerBatch / Math.Max(1, cfg.Train.GradAccumulation):N0} tokens per micro-batch): " +
+                             $"params {G(host.Parameters)}, bf16 w {G(host.ComputeWeights)}, grads {G(host.Gradients)}, " +
+                             $"AdamW {G(host.OptimizerState)}, EMA {G(host.Ema)}, activations {G(host.Activations)}, " +
+                             $"runtime {G(host.Runtime)}; total {G(host.Total)}");
             if (choices is not null)
                 PrintMemory(output, cfg, n!.Value, memory, choices, recommended);
             return CliApp.ExitOk;

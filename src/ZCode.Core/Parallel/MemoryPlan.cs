@@ -11,6 +11,14 @@ public sealed record MemoryEstimate(int ZeroStage, bool OffloadOptimizer, int Ex
     public long Total => Parameters + ComputeWeights + Gradients + OptimizerState + Activations + Reserve;
 }
 
+/// <summary>Resident memory of a one-process CPU run (see <see cref="MemoryPlan.Host"/>).</summary>
+public sealed record HostMemoryEstimate(int ComputeBytes, long Parameters, long ComputeWeights, long Gradients,
+    long OptimizerState, long Ema, long Activations, long Runtime)
+{
+    /// <summary>Everything in the process.</summary>
+    public long Total => Parameters + ComputeWeights + Gradients + OptimizerState + Ema + Activations + Runtime;
+}
+
 /// <summary>The inputs of the estimate that do not depend on the layout choice.</summary>
 /// <param name="Gpus">Devices N (the world: data-parallel x expert-parallel).</param>
 /// <param name="MicroBatchTokens">T = train.tokens_per_batch / (train.grad_accumulation * N): padded positions per
@@ -52,6 +60,29 @@ public static class MemoryPlan
 {
     public const long GiB = 1L << 30;
     public const long ReserveBytes = GiB;
+
+    /// <summary>
+    /// The process itself before any model: .NET, LibTorch, the tokenizer and mapped shards (measured 315 MiB peak for a
+    /// one-token-step `zcode bench train` of m3-tiny on Linux x64 with tcmalloc, rounded up).
+    /// </summary>
+    public const long HostRuntimeBytes = 384L << 20;
+
+    /// <summary>
+    /// One process training on the CPU (<c>zcode train</c> without a launcher): fp32 parameters, gradients and AdamW
+    /// moments (4 + 4 + 8 bytes per parameter), the EMA copy with <c>train.ema_decay</c> (4), bf16 compute copies (2,
+    /// when <paramref name="computeBytes"/> is 2), the activation bound of <see cref="Inputs"/> for one device, and
+    /// <see cref="HostRuntimeBytes"/>. What the allocator keeps cached for varying batch shapes comes on top
+    /// (bench/RESULTS.md, "Memory", compares the estimate with measured peaks).
+    /// </summary>
+    public static HostMemoryEstimate Host(ZCodeConfig cfg, int computeBytes)
+    {
+        var c = ParameterCount.Of(cfg.Model);
+        var inputs = Inputs(cfg, 1);
+        long phi = c.NonExpert + c.Expert;
+        long activations = inputs.MicroBatchTokens * (inputs.ActivationElementsPerToken * computeBytes + inputs.ActivationFp32BytesPerToken);
+        return new HostMemoryEstimate(computeBytes, 4 * phi, computeBytes == 2 ? 2 * phi : 0, 4 * phi, 8 * phi,
+            cfg.Train.EmaDecay > 0 ? 4 * phi : 0, activations, HostRuntimeBytes);
+    }
 
     /// <summary>Layout-independent inputs for <paramref name="gpus"/> devices.</summary>
     public static MemoryPlanInputs Inputs(ZCodeConfig cfg, int gpus)

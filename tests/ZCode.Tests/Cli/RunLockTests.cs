@@ -63,7 +63,7 @@ public class RunLockTests
         Assert.That(checkpoints, Is.EqualTo(new[] { "step-0000003", "step-0000006" }));
         Assert.That(Directory.GetDirectories(Path.Combine(shared, "checkpoints")).Select(Path.GetFileName).Order(), Is.EqualTo(checkpoints));
         foreach (var step in checkpoints)
-            foreach (var file in Directory.GetFiles(Path.Combine(alone, "checkpoints", step), "*.safetensors"))
+            foreach (var file in Directory.GetFiles(Path.Combine(alone, "checkpoints", step!), "*.safetensors"))
                 Assert.That(Sha256(Path.Combine(shared, "checkpoints", step!, Path.GetFileName(file))), Is.EqualTo(Sha256(file)),
                     $"{step}/{Path.GetFileName(file)}");
     }

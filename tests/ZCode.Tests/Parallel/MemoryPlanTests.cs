@@ -87,4 +87,17 @@ public class MemoryPlanTests
         Assert.That((pick!.ZeroStage, pick.OffloadOptimizer, pick.ExpertParallel), Is.EqualTo((1, false, 2)));
         Assert.That(MemoryPlan.Recommend(choices, 0.5), Is.Null);
     }
+
+    [Test]
+    public void CpuEstimateOfOneProcess()
+    {
+        // Phi = 10544 + 2240 = 12784; T = 800 / 2 = 400 tokens per micro-batch in one process.
+        // fp32: params 4 Phi, grads 4 Phi, AdamW 8 Phi, no EMA; activations 400 * (792 * 4 + 8064) = 4,492,800.
+        var fp32 = MemoryPlan.Host(Config(), 4);
+        Assert.That(fp32, Is.EqualTo(new HostMemoryEstimate(4, 51136, 0, 51136, 102272, 0, 4_492_800, MemoryPlan.HostRuntimeBytes)));
+        Assert.That(fp32.Total, Is.EqualTo(51136 + 51136 + 102272 + 4_492_800 + MemoryPlan.HostRuntimeBytes));
+        // bf16 with EMA: bf16 copies 2 Phi, EMA 4 Phi; activations 400 * (792 * 2 + 8064) = 3,859,200.
+        var bf16 = MemoryPlan.Host(Config("train.ema_decay=0.999"), 2);
+        Assert.That((bf16.ComputeWeights, bf16.Ema, bf16.Activations), Is.EqualTo((25568L, 51136L, 3_859_200L)));
+    }
 }
