@@ -1,5 +1,4 @@
 using ZCode.Model;
-using static TorchSharp.torch;
 
 namespace ZCode.Training;
 
@@ -32,7 +31,7 @@ public static class StepSeeding
         var s = SeedFor(seed, step);
         if (micro > 0)
             s = SeedFor(s, micro);
-        manual_seed(s);
+        GlobalGenerator.Seed(s);
         MoeSeeding.Apply(model, s);
     }
 }

@@ -47,10 +47,6 @@ public sealed record TrainingSessionOptions
 /// </summary>
 public sealed class TrainingSession : IDisposable
 {
-    // In-process ranks (tests) share torch's global generator: seeding and drawing a model's initial weights must not
-    // interleave with another rank's. One session per process makes this free elsewhere.
-    private static readonly object ModelInitGate = new();
-
     private readonly List<IDisposable> owned = [];
 
     private TrainingSession(ZCodeConfig config, LaunchEnvironment launch, ParallelLayout layout, Device device, string outputDir,
@@ -186,7 +182,9 @@ public sealed class TrainingSession : IDisposable
         // Every rank builds the same initial weights from train.seed (its block of experts under expert parallelism),
         // so no broadcast is needed.
         Seq2SeqTransformer model;
-        lock (ModelInitGate)
+        // Under the gate: in-process ranks share torch's generator, and another rank's reseed or initial weights
+        // must not land in the middle of these draws.
+        lock (GlobalGenerator.Gate)
         {
             manual_seed(Config.Train.Seed);
             model = new Seq2SeqTransformer(Config.Model, padId, Layout.ModelExpertGroup) { ComputeDtype = Dtype };

@@ -177,12 +177,11 @@ public class ExpertParallelMoeTests
         var cfg = Cfg(E, 1);
         manual_seed(3);
         using var whole = new MoeLayer("moe", D, F, cfg);
-        var gate = new object();
         var same = new bool[4];
         InProcessGroup.Run(4, comm =>
         {
             MoeLayer part;
-            lock (gate)
+            lock (ZCode.Training.GlobalGenerator.Gate)
             {
                 manual_seed(3); // the global generator is shared by the rank threads: draw one rank at a time
                 part = new MoeLayer("moe", D, F, cfg, 0, new ExpertParallelGroup(comm));

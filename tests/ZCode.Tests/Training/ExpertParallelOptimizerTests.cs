@@ -18,8 +18,6 @@ namespace ZCode.Tests.Training;
 [NonParallelizable]
 public class ExpertParallelOptimizerTests
 {
-    private static readonly object InitGate = new();
-
     private static ZCodeConfig Config(int stage) => ConfigLoader.LoadDefault([
         "model.dropout=0", "model.moe.token_priority=order", "model.d_model=32", "model.ffn_dim=64", "model.heads=2",
         "model.vocab_size=200", $"parallel.zero_stage={stage}", "train.clip_norm=0.05",
@@ -38,7 +36,7 @@ public class ExpertParallelOptimizerTests
 
     private static Seq2SeqTransformer Build(ZCodeConfig cfg, ExpertParallelGroup? group)
     {
-        lock (InitGate) // model init draws from torch's global generator, shared by the in-process ranks
+        lock (GlobalGenerator.Gate) // model init draws from torch's global generator, shared by the in-process ranks
         {
             manual_seed(11);
             return new Seq2SeqTransformer(cfg.Model, 0, group);

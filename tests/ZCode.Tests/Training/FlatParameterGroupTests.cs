@@ -13,15 +13,17 @@ public class FlatParameterGroupTests
 {
     private const double Lr = 0.01, B1 = 0.9, B2 = 0.98, Eps = 1e-8, Wd = 0.1;
 
+    // Its own generator, not torch's global one: the in-process ranks call this at the same time, and draws from a
+    // shared generator would interleave and give each rank different parameters.
     private static List<(string Name, Parameter P, bool Decay, int First)> Params()
     {
-        manual_seed(5);
+        using var g = new Generator(5);
         return
         [
-            ("w1", new Parameter(randn(6, 4)), true, -1),
-            ("bias", new Parameter(randn(4)), false, -1),
-            ("w2", new Parameter(randn(3, 5)), true, -1),
-            ("gain", new Parameter(randn(5)), false, -1),
+            ("w1", new Parameter(randn(new long[] { 6, 4 }, generator: g)), true, -1),
+            ("bias", new Parameter(randn(new long[] { 4 }, generator: g)), false, -1),
+            ("w2", new Parameter(randn(new long[] { 3, 5 }, generator: g)), true, -1),
+            ("gain", new Parameter(randn(new long[] { 5 }, generator: g)), false, -1),
         ];
     }
 
