@@ -14,7 +14,8 @@ namespace ZCode.Training.Optimization;
 /// <para>This rank updates its slice of the vector: all of it at ZeRO 0 (the partition is over one rank), elements
 /// [rank*S, (rank+1)*S) at ZeRO 1 and 2, which are then all-gathered. AdamW is TorchSharp's op for op (decoupled decay
 /// p *= 1 - lr*wd, then Adam with bias correction, denominator sqrt(v)/sqrt(1-b2^t) + eps). The master weights are the
-/// slice of <see cref="Values"/> itself, or with ZeRO-Offload host copies that the update runs on.</para>
+/// slice of <see cref="Values"/> itself, or with ZeRO-Offload host copies that the update runs on. On the CPU the update is
+/// <see cref="FusedAdamW"/>'s few passes (the same numbers bit for bit) and the gradient's sum of squares one pass.</para>
 /// </summary>
 internal sealed class FlatParameterGroup : IDisposable
 {
@@ -27,6 +28,7 @@ internal sealed class FlatParameterGroup : IDisposable
     private readonly Tensor? shardGrad;      // [S] at ZeRO 2: this rank's slice of the reduced gradient
     private readonly Tensor? staging;        // one bucket of every rank's pieces, for reduce-scatter and all-gather
     private readonly Tensor? hostGrad;       // offload: the gradient slice on the host
+    private Tensor? scratch;                 // CPU: square roots of one chunk of the fused update
 
     /// <param name="part">The layout; over one rank at ZeRO 0, over <paramref name="comm"/>'s ranks at ZeRO 1/2.</param>
     /// <param name="bucketElements">Elements per collective.</param>
@@ -123,7 +125,9 @@ internal sealed class FlatParameterGroup : IDisposable
     }
 
     /// <summary>Sum of squares of the gradient this rank updates (float64 scalar on its device, caller's scope).</summary>
-    public Tensor GradSquareSum() => SliceGrad.to(ScalarType.Float64).square().sum();
+    public Tensor GradSquareSum() => FusedAdamW.Serves(SliceGrad)
+        ? tensor(FusedAdamW.SquareSum(SliceGrad), ScalarType.Float64, SliceGrad.device)
+        : SliceGrad.to(ScalarType.Float64).square().sum();
 
     /// <summary>Multiplies the gradient this rank updates by <paramref name="coefficient"/> (clipping).</summary>
     public void Scale(Tensor coefficient) => SliceGrad.mul_(coefficient.to_type(ScalarType.Float32));
@@ -136,15 +140,15 @@ internal sealed class FlatParameterGroup : IDisposable
         Step++;
         var g = SliceGrad;
         if (Offload) g = hostGrad!.copy_(g);
-        double bc1 = 1 - Math.Pow(beta1, Step);
-        double bc2 = 1 - Math.Pow(beta2, Step);
         long decayed = part.DecayedInShard;
-        if (decayed > 0 && weightDecay != 0)
-            Master.narrow(0, 0, decayed).mul_(1 - lr * weightDecay);
-        ExpAvg.mul_(beta1).add_(g, alpha: 1 - beta1);
-        ExpAvgSq.mul_(beta2).addcmul_(g, g, value: 1 - beta2);
-        var denom = (ExpAvgSq.sqrt() / Math.Sqrt(bc2)).add_(eps);
-        Master.addcdiv_(ExpAvg, denom, value: -(lr / bc1));
+        if (FusedAdamW.Serves(Master, g, ExpAvg, ExpAvgSq))
+        {
+            scratch ??= empty(new[] { Math.Min(Master.numel(), 1L << 18) }, ScalarType.Float32, CPU).DetachFromDisposeScope();
+            FusedAdamW.Update(Master, g, ExpAvg, ExpAvgSq, scratch, decayed,
+                AdamWScalars.For(lr, beta1, beta2, eps, weightDecay, Step));
+        }
+        else
+            UpdateOpByOp(g, lr, decayed);
         if (Offload) Values.narrow(0, part.ShardStart, part.ShardSize).copy_(Master);
         if (staging is null) return;
         for (int k = 0; k < part.Buckets; k++)
@@ -157,6 +161,19 @@ internal sealed class FlatParameterGroup : IDisposable
         }
     }
 
+    /// <summary>The update as LibTorch ops (GPU tensors); <see cref="FusedAdamW"/> computes the same on the CPU.</summary>
+    private void UpdateOpByOp(Tensor g, double lr, long decayed)
+    {
+        double bc1 = 1 - Math.Pow(beta1, Step);
+        double bc2 = 1 - Math.Pow(beta2, Step);
+        if (decayed > 0 && weightDecay != 0)
+            Master.narrow(0, 0, decayed).mul_(1 - lr * weightDecay);
+        ExpAvg.mul_(beta1).add_(g, alpha: 1 - beta1);
+        ExpAvgSq.mul_(beta2).addcmul_(g, g, value: 1 - beta2);
+        var denom = (ExpAvgSq.sqrt() / Math.Sqrt(bc2)).add_(eps);
+        Master.addcdiv_(ExpAvg, denom, value: -(lr / bc1));
+    }
+
     /// <summary>Takes the master weights from the parameters (after they were loaded from a checkpoint).</summary>
     public void LoadMasterFromValues()
     {
@@ -166,7 +183,7 @@ internal sealed class FlatParameterGroup : IDisposable
     public void Dispose()
     {
         // The parameters keep their storage alive: Values and the gradient buffer are only released by them.
-        foreach (var t in new[] { Values, grads, shardGrad, staging, hostGrad, Master, ExpAvg, ExpAvgSq })
+        foreach (var t in new[] { Values, grads, shardGrad, staging, hostGrad, Master, ExpAvg, ExpAvgSq, scratch })
             t?.Dispose();
     }
 }
