@@ -1,5 +1,6 @@
 using ZCode.Config;
 using ZCode.Model;
+using ZCode.Runtime;
 
 namespace ZCode.Parallel;
 
@@ -100,7 +101,7 @@ public static class MemoryPlan
         long elements = encoder + decoder + 2 * 2 * d;
         long fp32 = (encMoe + decMoe) * 8 * e + 8L * m.VocabSize;
         long tokens = cfg.Train.TokensPerBatch / ((long)Math.Max(1, cfg.Train.GradAccumulation) * gpus);
-        return new MemoryPlanInputs(gpus, tokens, cfg.Train.Dtype is "auto" or "bf16" or "bfloat16" ? 2 : 4, elements, fp32);
+        return new MemoryPlanInputs(gpus, tokens, ComputeDevice.IsBf16WhereFast(cfg.Train.Dtype) ? 2 : 4, elements, fp32);
     }
 
     /// <summary>Expert-parallel sizes to consider: divisors of the expert count that also divide N (1 for a dense model).</summary>

@@ -55,9 +55,16 @@ public static class ComputeDevice
 
     /// <summary>The compute dtype of a <c>train.dtype</c> value on <paramref name="device"/>: auto is bf16 where the device
     /// computes it fast (<see cref="Bf16Support"/>), else fp32.</summary>
-    public static ScalarType Dtype(string name, Device device) => name switch
+    public static ScalarType Dtype(string name, Device device) => name == "auto"
+        ? Bf16Support.Of(device).Fast ? ScalarType.BFloat16 : ScalarType.Float32
+        : Named(name);
+
+    /// <summary>Whether a <c>train.dtype</c> value computes in bf16 on a device that computes bf16 fast (a GPU of a
+    /// memory plan): auto or bf16.</summary>
+    public static bool IsBf16WhereFast(string name) => name == "auto" || Named(name) == ScalarType.BFloat16;
+
+    private static ScalarType Named(string name) => name switch
     {
-        "auto" => Bf16Support.Of(device).Fast ? ScalarType.BFloat16 : ScalarType.Float32,
         "fp32" or "float32" => ScalarType.Float32,
         "bf16" or "bfloat16" => ScalarType.BFloat16,
         _ => throw new UserInputException($"train.dtype: must be auto, fp32 or bf16 (aliases float32, bfloat16); got '{name}'"),
