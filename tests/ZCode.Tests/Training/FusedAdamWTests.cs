@@ -42,7 +42,7 @@ public class FusedAdamWTests
             set_num_threads(threads);
             var (p, m, v, grads) = State();
             var (fp, fm, fv) = (p.clone(), m.clone(), v.clone());
-            using var scratch = empty(1 << 18);
+            using var scratch = FusedAdamW.Scratch(N);
             for (int step = 1; step <= grads.Length; step++)
             {
                 OpByOp(p, m, v, grads[step - 1], step);

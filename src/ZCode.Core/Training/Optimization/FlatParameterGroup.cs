@@ -125,9 +125,11 @@ internal sealed class FlatParameterGroup : IDisposable
     }
 
     /// <summary>Sum of squares of the gradient this rank updates (float64 scalar on its device, caller's scope).</summary>
-    public Tensor GradSquareSum() => FusedAdamW.Serves(SliceGrad)
-        ? tensor(FusedAdamW.SquareSum(SliceGrad), ScalarType.Float64, SliceGrad.device)
-        : SliceGrad.to(ScalarType.Float64).square().sum();
+    public Tensor GradSquareSum()
+    {
+        var g = SliceGrad;
+        return FusedAdamW.Serves(g) ? tensor(FusedAdamW.SquareSum(g), ScalarType.Float64, g.device) : g.to(ScalarType.Float64).square().sum();
+    }
 
     /// <summary>Multiplies the gradient this rank updates by <paramref name="coefficient"/> (clipping).</summary>
     public void Scale(Tensor coefficient) => SliceGrad.mul_(coefficient.to_type(ScalarType.Float32));
@@ -143,7 +145,7 @@ internal sealed class FlatParameterGroup : IDisposable
         long decayed = part.DecayedInShard;
         if (FusedAdamW.Serves(Master, g, ExpAvg, ExpAvgSq))
         {
-            scratch ??= empty(new[] { Math.Min(Master.numel(), 1L << 18) }, ScalarType.Float32, CPU).DetachFromDisposeScope();
+            scratch ??= FusedAdamW.Scratch(Master.numel()).DetachFromDisposeScope();
             FusedAdamW.Update(Master, g, ExpAvg, ExpAvgSq, scratch, decayed,
                 AdamWScalars.For(lr, beta1, beta2, eps, weightDecay, Step));
         }

@@ -1,6 +1,6 @@
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
+using ZCode.Parallel;
 using static TorchSharp.torch;
 
 namespace ZCode.Training.Optimization;
@@ -24,20 +24,20 @@ internal readonly record struct AdamWScalars(float Decay, float Beta1, float One
 /// </summary>
 internal static unsafe class FusedAdamW
 {
-    [DllImport("LibTorchSharp")]
-    private static extern IntPtr THSTensor_data(IntPtr tensor);
-
     // Elements per chunk: the chunk's m, v, p and square roots (4 x 1 MiB) stay in cache between the passes.
     private const int Chunk = 1 << 18;
     // Elements per partial sum of squares.
     private const int Block = 1 << 14;
+
+    /// <summary>A scratch buffer for <see cref="Update"/> of <paramref name="n"/> elements: one chunk's square roots.</summary>
+    public static Tensor Scratch(long n) => empty(new[] { Math.Min(n, Chunk) }, ScalarType.Float32, CPU);
 
     /// <summary>Whether the fused path serves these tensors: contiguous fp32 on the CPU.</summary>
     public static bool Serves(params Tensor[] ts)
         => ts.All(t => t.device_type == DeviceType.CPU && t.dtype == ScalarType.Float32 && t.is_contiguous());
 
     /// <summary>One AdamW step of <paramref name="p"/>; the first <paramref name="decayed"/> elements are weight-decayed.
-    /// <paramref name="scratch"/> holds at least min(n, 2^18) floats.</summary>
+    /// <paramref name="scratch"/> is at least <see cref="Scratch"/>'s size.</summary>
     /// <remarks>The passes run on the calling thread: memory-bound work gains little from a second core, and .NET
     /// worker threads started right after LibTorch's OpenMP region (the square root) compete with its spinning
     /// workers and made the update several times slower on two cores.</remarks>
@@ -47,7 +47,8 @@ internal static unsafe class FusedAdamW
         if (g.numel() != n || m.numel() != n || v.numel() != n || scratch.numel() < Math.Min(n, Chunk))
             throw new ArgumentException("fused AdamW: buffers of different lengths");
         if (n == 0) return;
-        float* pp = (float*)Data(p), pg = (float*)Data(g), pm = (float*)Data(m), pv = (float*)Data(v), ps = (float*)Data(scratch);
+        float* pp = (float*)TensorMemory.Pointer(p), pg = (float*)TensorMemory.Pointer(g), pm = (float*)TensorMemory.Pointer(m);
+        float* pv = (float*)TensorMemory.Pointer(v), ps = (float*)TensorMemory.Pointer(scratch);
         for (long at = 0; at < n; at += Chunk)
         {
             int len = (int)Math.Min(Chunk, n - at);
@@ -63,18 +64,11 @@ internal static unsafe class FusedAdamW
     public static double SquareSum(Tensor g)
     {
         long n = g.numel();
-        var pg = (float*)Data(g);
+        var pg = (float*)TensorMemory.Pointer(g);
         double sum = 0;
         for (long at = 0; at < n; at += Block)
             sum += Squares(pg + at, (int)Math.Min(Block, n - at));
         return sum;
-    }
-
-    private static nint Data(Tensor t)
-    {
-        var p = THSTensor_data(t.Handle);
-        if (p == IntPtr.Zero && t.numel() > 0) throw new InvalidOperationException($"no data pointer for a {t.dtype} tensor");
-        return p;
     }
 
     private static void Moments(float* g, float* m, float* v, int n, AdamWScalars s)
