@@ -40,11 +40,11 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tensor, Ten
     {
         var h = LayerNormIn.Apply(self_attn_norm, x, ComputeDtype);
         h = self_attn.call(h, h, null, true);
-        x = x + nn.functional.dropout(h, dropout, training);
+        x = x + CounterDropout.Apply(h, dropout, training);
         h = cross_attn.call(LayerNormIn.Apply(cross_attn_norm, x, ComputeDtype), memory, sourceMask, false);
-        x = x + nn.functional.dropout(h, dropout, training);
+        x = x + CounterDropout.Apply(h, dropout, training);
         h = ffn.call(LayerNormIn.Apply(ffn_norm, x, ComputeDtype), targetMask);
-        return x + nn.functional.dropout(h, dropout, training);
+        return x + CounterDropout.Apply(h, dropout, training);
     }
 
     /// <summary>Cross-attention keys/values of the encoder output, computed once per source for <see cref="Step"/>.</summary>
@@ -60,12 +60,12 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tensor, Ten
         var (k, v) = self_attn.KeysValues(h);
         cache.AppendSelf(k, v);
         h = self_attn.AttendCached(h, cache.SelfK!, cache.SelfV!, null);
-        x = x + nn.functional.dropout(h, dropout, training);
+        x = x + CounterDropout.Apply(h, dropout, training);
         h = cross_attn.AttendCached(LayerNormIn.Apply(cross_attn_norm, x, ComputeDtype), cache.CrossK, cache.CrossV, sourceMask);
-        x = x + nn.functional.dropout(h, dropout, training);
+        x = x + CounterDropout.Apply(h, dropout, training);
         // Every row of a step is a real token (finished hypotheses leave the batch), so the routing mask is all true.
         var tokenMask = ones(x.shape[0], x.shape[1], dtype: ScalarType.Bool, device: x.device);
         h = ffn.call(LayerNormIn.Apply(ffn_norm, x, ComputeDtype), tokenMask);
-        return x + nn.functional.dropout(h, dropout, training);
+        return x + CounterDropout.Apply(h, dropout, training);
     }
 }

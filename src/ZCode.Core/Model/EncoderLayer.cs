@@ -35,8 +35,8 @@ public sealed class EncoderLayer : nn.Module<Tensor, Tensor, Tensor>
     {
         var h = LayerNormIn.Apply(self_attn_norm, x, ComputeDtype);
         h = self_attn.call(h, h, tokenMask, false);
-        x = x + nn.functional.dropout(h, dropout, training);
+        x = x + CounterDropout.Apply(h, dropout, training);
         h = ffn.call(LayerNormIn.Apply(ffn_norm, x, ComputeDtype), tokenMask);
-        return x + nn.functional.dropout(h, dropout, training);
+        return x + CounterDropout.Apply(h, dropout, training);
     }
 }

@@ -23,7 +23,7 @@ public sealed class FeedForward : nn.Module<Tensor, Tensor>
         using var _ = ZCode.Runtime.StepProfile.Measure("ffn");
         var h = nn.functional.relu(Projection.Apply(fc1, x));
         if (training && activationDropout > 0)
-            h = nn.functional.dropout(h, activationDropout, training);
+            h = CounterDropout.Apply(h, activationDropout, training);
         return Projection.Apply(fc2, h);
     }
 }

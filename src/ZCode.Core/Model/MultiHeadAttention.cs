@@ -54,8 +54,18 @@ public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor, Tensor?, bool
     private Tensor Attend(Tensor query, Tensor k, Tensor v, Tensor? mask)
     {
         long b = query.shape[0], lq = query.shape[1], d = query.shape[2];
-        // SDPA needs the mask in the compute dtype's broadcastable bool form; it handles bf16 q/k/v.
-        var attn = nn.functional.scaled_dot_product_attention(Heads(q_proj, query), k, v, mask, training ? dropout : 0.0);
+        // SDPA needs the mask in the compute dtype's broadcastable bool form; it handles bf16 q/k/v. In CPU training it
+        // runs in fp32 even for 16-bit q/k/v: LibTorch's bf16 CPU attention backward is about twice as slow as its
+        // fp32 one at these head sizes (the casts cost less than the difference, and the scores get fp32 precision).
+        var q = Heads(q_proj, query);
+        var dtype = q.dtype;
+        if (training && q.device_type == DeviceType.CPU && dtype != ScalarType.Float32)
+        {
+            q = q.to(ScalarType.Float32);
+            k = k.to(ScalarType.Float32);
+            v = v.to(ScalarType.Float32);
+        }
+        var attn = nn.functional.scaled_dot_product_attention(q, k, v, mask, training ? dropout : 0.0).to(dtype);
         return Projection.Apply(out_proj, attn.transpose(1, 2).reshape(b, lq, d));
     }
 

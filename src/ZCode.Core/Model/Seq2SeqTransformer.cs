@@ -218,7 +218,7 @@ public sealed class Seq2SeqTransformer : nn.Module<Tensor, Tensor, Tensor>
             ? embed_positions.call(arange(offset, offset + len, dtype: ScalarType.Int64, device: ids.device))
             : sinusoids!.narrow(0, offset, len).to(ids.device);
         x = x + pos.unsqueeze(0);
-        return nn.functional.dropout(x, Config.Dropout, training);
+        return CounterDropout.Apply(x, Config.Dropout, training);
     }
 
     /// <summary>Sum over MoE layers of the unweighted load-balancing losses of the last forward (DeepSpeed sums).</summary>

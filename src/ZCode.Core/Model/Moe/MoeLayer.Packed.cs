@@ -46,12 +46,18 @@ public sealed partial class MoeLayer
         var b1s = Cast(b1, dtype).unbind(0);
         var w2s = Cast(w2, dtype).unbind(0);
         var b2s = Cast(b2, dtype).unbind(0);
-        // Expert dropout draws the [E, C, ffn] mask the padded path draws and keeps the kept slots' rows, so both
-        // paths (and expert-parallel ranks, which use the padded one) consume the same random numbers.
+        // Expert dropout uses the kept slots' rows of the [E, C, ffn] mask the padded path draws, so both paths (and
+        // expert-parallel ranks, which use the padded one) drop the same units. A counter-based mask is drawn for those
+        // rows only; LibTorch's bernoulli (other devices) has to draw the whole mask.
         Tensor[]? noise = null;
         if (training && expertDropout > 0)
-            noise = DropoutNoise(new[] { (long)Experts, r.Capacity, (long)FfnDim }, dtype, x2.device)
-                .view(-1, FfnDim).index_select(0, plan.Rows.index_select(0, order)).split(counts);
+        {
+            var slots = plan.Rows.index_select(0, order);
+            noise = (CounterDropout.Serves(x2.device, dtype)
+                    ? CounterDropout.RowMultipliers(CounterDropout.DrawKey(), slots.data<long>().ToArray(), FfnDim, expertDropout, dtype)
+                    : DropoutNoise(new[] { (long)Experts, r.Capacity, (long)FfnDim }, dtype, x2.device).view(-1, FfnDim).index_select(0, slots))
+                .split(counts);
+        }
         dispatch.Dispose();
         var outputs = new List<Tensor>(Experts);
         using (ZCode.Runtime.StepProfile.Measure("moe experts"))

@@ -332,10 +332,11 @@ public sealed partial class MoeLayer : Module<Tensor, Tensor?, Tensor>
         return bmm(hidden, Cast(w2, dtype)).add_(Cast(b2, dtype).unsqueeze(1));
     }
 
-    /// <summary>Inverted-dropout multiplier (keep with probability 1 - p, scaled by 1 / (1 - p)) from torch's global
-    /// generator, as functional.dropout draws it on CPU; explicit so a mask can be drawn on one rank and used on another.</summary>
+    /// <summary>Inverted-dropout multiplier (keep with probability 1 - p, scaled by 1 / (1 - p)) keyed by torch's
+    /// global generator (<see cref="CounterDropout.Multipliers"/>); explicit so a mask can be drawn on one rank and used
+    /// on another.</summary>
     private Tensor DropoutNoise(long[] shape, ScalarType dtype, Device device)
-        => empty(shape, dtype, device).bernoulli_(1 - expertDropout).div_(1 - expertDropout);
+        => CounterDropout.Multipliers(shape, expertDropout, dtype, device);
 
     /// <summary>Weighted expert outputs added back to their tokens: [S, d]; rows of dropped or masked tokens stay
     /// exactly zero.</summary>
