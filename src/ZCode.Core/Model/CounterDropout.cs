@@ -31,58 +31,70 @@ public static class CounterDropout
 
     /// <summary>Dropout multipliers of a fresh stream (one draw of the global generator): 1 / (1 - p) with probability
     /// 1 - p, else 0, in <paramref name="dtype"/>, rounded from fp32 as LibTorch's dropout rounds its scale.</summary>
-    public static Tensor Multipliers(long[] shape, double p, ScalarType dtype, Device device)
+    public static unsafe Tensor Multipliers(long[] shape, double p, ScalarType dtype, Device device)
     {
         if (!Serves(device, dtype))
             return empty(shape, dtype, device).bernoulli_(1 - p).div_(1 - p);
         var key = DrawKey();
         var mask = empty(shape, dtype, device);
         if (mask.numel() > 0)
-            unsafe { FillRange((byte*)TensorMemory.Pointer(mask), dtype, mask.numel(), key, 0, p); }
+            FillRange((byte*)TensorMemory.Pointer(mask), dtype, mask.numel(), key, 0, Keep.Of(p));
         return mask;
     }
 
-    /// <summary>Rows <paramref name="rows"/> of the multipliers that <see cref="Multipliers"/> would give a
-    /// [*, <paramref name="rowLength"/>] tensor under <paramref name="key"/>: [rows.Length, rowLength]. Lets a layer
-    /// draw the mask of a large virtual tensor (every expert's capacity slots) for the rows it uses only.</summary>
-    public static unsafe Tensor RowMultipliers(ulong key, ReadOnlySpan<long> rows, long rowLength, double p, ScalarType dtype)
+    /// <summary>Rows <paramref name="rows"/> (int64, indices over all but the last dimension) of the multipliers that
+    /// <see cref="Multipliers"/> would give a tensor of <paramref name="shape"/>, with the same one draw of the global
+    /// generator: [rows, shape[^1]]. Counter-based masks draw those rows only (a layer needs a few rows of every expert's
+    /// capacity slots); elsewhere the whole mask is drawn and the rows selected.</summary>
+    public static unsafe Tensor Rows(long[] shape, Tensor rows, double p, ScalarType dtype, Device device)
     {
-        var mask = empty(new long[] { rows.Length, rowLength }, dtype);
+        long rowLength = shape[^1];
+        if (!Serves(device, dtype))
+            return Multipliers(shape, p, dtype, device).view(-1, rowLength).index_select(0, rows);
+        var key = DrawKey();
+        var indices = rows.data<long>().ToArray();
+        var mask = empty(new long[] { indices.Length, rowLength }, dtype, device);
         if (mask.numel() == 0) return mask;
         var start = (byte*)TensorMemory.Pointer(mask);
         long rowBytes = rowLength * dtype.ElementSize();
-        for (int i = 0; i < rows.Length; i++)
-            FillRange(start + i * rowBytes, dtype, rowLength, key, rows[i] * rowLength, p);
+        var keep = Keep.Of(p);
+        for (int i = 0; i < indices.Length; i++)
+            FillRange(start + i * rowBytes, dtype, rowLength, key, indices[i] * rowLength, keep);
         return mask;
     }
 
     /// <summary>The key of a mask: one draw of torch's global generator, which training reseeds every micro-batch.</summary>
-    public static ulong DrawKey()
+    private static ulong DrawKey()
     {
         using var draw = randint(long.MaxValue, new long[] { 1 }, ScalarType.Int64);
         return (ulong)draw.item<long>();
     }
 
+    /// <summary>Threshold of a kept element's word and the fp32 scale of the kept ones, for drop probability p.</summary>
+    private readonly record struct Keep(uint Threshold, float Scale)
+    {
+        public static Keep Of(double p) =>
+            new((uint)Math.Min(uint.MaxValue, Math.Round((1 - p) * 4294967296.0)), 1.0f / (float)(1 - p));
+    }
+
     /// <summary>Fills <paramref name="n"/> elements of <paramref name="dtype"/> at <paramref name="start"/> with the stream's
     /// elements from <paramref name="first"/> on.</summary>
-    private static unsafe void FillRange(byte* start, ScalarType dtype, long n, ulong key, long first, double p)
+    private static unsafe void FillRange(byte* start, ScalarType dtype, long n, ulong key, long first, Keep keep)
     {
-        var threshold = (uint)Math.Min(uint.MaxValue, Math.Round((1 - p) * 4294967296.0));
-        float scale = 1.0f / (float)(1 - p);
         for (long at = 0; at < n; at += Chunk)
         {
             int len = (int)Math.Min(Chunk, n - at);
             switch (dtype)
             {
                 case ScalarType.Float32:
-                    Philox.Fill(new Span<float>((float*)start + at, len), key, first + at, threshold, scale);
+                    Philox.Fill(new Span<float>((float*)start + at, len), key, first + at, keep.Threshold, keep.Scale);
                     break;
                 case ScalarType.BFloat16:
-                    Philox.Fill(new Span<ushort>((ushort*)start + at, len), key, first + at, threshold, Bf16Bits(scale));
+                    Philox.Fill(new Span<ushort>((ushort*)start + at, len), key, first + at, keep.Threshold, Bf16Bits(keep.Scale));
                     break;
                 default:
-                    Philox.Fill(new Span<ushort>((ushort*)start + at, len), key, first + at, threshold,
-                        BitConverter.HalfToUInt16Bits((Half)scale));
+                    Philox.Fill(new Span<ushort>((ushort*)start + at, len), key, first + at, keep.Threshold,
+                        BitConverter.HalfToUInt16Bits((Half)keep.Scale));
                     break;
             }
         }

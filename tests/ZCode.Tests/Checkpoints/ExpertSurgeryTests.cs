@@ -32,7 +32,6 @@ public class ExpertSurgeryTests
 
     private static Tensor P(Seq2SeqTransformer m, int layer, string param) => CheckpointFormat.ExpertParameter(CheckpointFormat.MoeLayers(m)[layer], param);
     private static Tensor Router(Seq2SeqTransformer m, int layer) => CheckpointFormat.MoeLayers(m)[layer].Layer.Router.weight!;
-    private static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
 
     [Test]
     public void IdenticalInputsAveragedGiveIdenticalExpertPairsAndEqualRouterLogits()
@@ -53,16 +52,16 @@ public class ExpertSurgeryTests
             for (int i = 0; i < 4; i++)
                 foreach (var p in CheckpointFormat.ExpertParams)
                 {
-                    Assert.That(Same(P(agg.Model, l, p)[i], P(agg.Model, l, p)[4 + i]), Is.True, $"L{l} {p} pair {i}");
-                    Assert.That(Same(P(agg.Model, l, p)[i], P(src, l, p)[i]), Is.True);
+                    Assert.That(TensorCompare.Same(P(agg.Model, l, p)[i], P(agg.Model, l, p)[4 + i]), Is.True, $"L{l} {p} pair {i}");
+                    Assert.That(TensorCompare.Same(P(agg.Model, l, p)[i], P(src, l, p)[i]), Is.True);
                 }
             var logits = nn.functional.linear(x, Router(agg.Model, l));
-            Assert.That(Same(logits.narrow(1, 0, 4), logits.narrow(1, 4, 4)), Is.True, "router logits of each pair are equal");
+            Assert.That(TensorCompare.Same(logits.narrow(1, 0, 4), logits.narrow(1, 4, 4)), Is.True, "router logits of each pair are equal");
         }
         // The average of two equal tensors is the tensor itself (x/2 + x/2 is exact in floating point).
         var shared = src.state_dict();
         foreach (var (name, t) in agg.Model.state_dict().Where(kv => !kv.Key.Contains(".moe.")))
-            Assert.That(Same(t, shared[name]), Is.True, name);
+            Assert.That(TensorCompare.Same(t, shared[name]), Is.True, name);
     }
 
     [Test]
@@ -78,13 +77,13 @@ public class ExpertSurgeryTests
         for (int l = 0; l < 2; l++)
         {
             for (int i = 0; i < 2; i++)
-                Assert.That(Same(P(mc, l, "w1")[4 + i], P(mb, l, "w1")[i]), Is.True, "B's expert i is expert E_A + i");
-            Assert.That(Same(Router(mc, l).narrow(0, 4, 2), Router(mb, l)), Is.True);
-            Assert.That(Same(Router(mc, l).narrow(0, 0, 4), Router(ma, l)), Is.True);
+                Assert.That(TensorCompare.Same(P(mc, l, "w1")[4 + i], P(mb, l, "w1")[i]), Is.True, "B's expert i is expert E_A + i");
+            Assert.That(TensorCompare.Same(Router(mc, l).narrow(0, 4, 2), Router(mb, l)), Is.True);
+            Assert.That(TensorCompare.Same(Router(mc, l).narrow(0, 0, 4), Router(ma, l)), Is.True);
         }
         var first = ma.state_dict();
         foreach (var (name, t) in mc.state_dict().Where(kv => !kv.Key.Contains(".moe.")))
-            Assert.That(Same(t, first[name]), Is.True, "--shared first: " + name);
+            Assert.That(TensorCompare.Same(t, first[name]), Is.True, "--shared first: " + name);
     }
 
     [Test]
@@ -120,8 +119,8 @@ public class ExpertSurgeryTests
             for (int j = 0; j < 4; j++)
             {
                 foreach (var name in CheckpointFormat.ExpertParams)
-                    Assert.That(Same(P(pruned.Model, l, name)[j], P(src, l, name)[keep[l][j]]), Is.True, $"L{l} {name} {j}");
-                Assert.That(Same(Router(pruned.Model, l)[j], Router(src, l)[keep[l][j]]), Is.True, $"L{l} router row {j}");
+                    Assert.That(TensorCompare.Same(P(pruned.Model, l, name)[j], P(src, l, name)[keep[l][j]]), Is.True, $"L{l} {name} {j}");
+                Assert.That(TensorCompare.Same(Router(pruned.Model, l)[j], Router(src, l)[keep[l][j]]), Is.True, $"L{l} router row {j}");
             }
         var kept = pruned.Manifest["pruned_from"]!["kept_experts"].Deserialize<int[][]>();
         Assert.That(kept, Is.EqualTo(keep));

@@ -47,17 +47,11 @@ public sealed partial class MoeLayer
         var w2s = Cast(w2, dtype).unbind(0);
         var b2s = Cast(b2, dtype).unbind(0);
         // Expert dropout uses the kept slots' rows of the [E, C, ffn] mask the padded path draws, so both paths (and
-        // expert-parallel ranks, which use the padded one) drop the same units. A counter-based mask is drawn for those
-        // rows only; LibTorch's bernoulli (other devices) has to draw the whole mask.
+        // expert-parallel ranks, which use the padded one) drop the same units.
         Tensor[]? noise = null;
         if (training && expertDropout > 0)
-        {
-            var slots = plan.Rows.index_select(0, order);
-            noise = (CounterDropout.Serves(x2.device, dtype)
-                    ? CounterDropout.RowMultipliers(CounterDropout.DrawKey(), slots.data<long>().ToArray(), FfnDim, expertDropout, dtype)
-                    : DropoutNoise(new[] { (long)Experts, r.Capacity, (long)FfnDim }, dtype, x2.device).view(-1, FfnDim).index_select(0, slots))
-                .split(counts);
-        }
+            noise = CounterDropout.Rows(new[] { (long)Experts, r.Capacity, (long)FfnDim }, plan.Rows.index_select(0, order),
+                expertDropout, dtype, x2.device).split(counts);
         dispatch.Dispose();
         var outputs = new List<Tensor>(Experts);
         using (ZCode.Runtime.StepProfile.Measure("moe experts"))
