@@ -1,6 +1,7 @@
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using ZCode.Parallel;
+using ZCode.Runtime;
 using static TorchSharp.torch;
 
 namespace ZCode.Training.Optimization;
@@ -29,46 +30,73 @@ internal static unsafe class FusedAdamW
     // Elements per partial sum of squares.
     private const int Block = 1 << 14;
 
-    /// <summary>A scratch buffer for <see cref="Update"/> of <paramref name="n"/> elements: one chunk's square roots.</summary>
-    public static Tensor Scratch(long n) => empty(new[] { Math.Min(n, Chunk) }, ScalarType.Float32, CPU);
+    // Parts of a pass start at multiples of this many elements (a cache line of floats).
+    private const long Align = 16;
+
+    /// <summary>A scratch buffer for <see cref="Update"/> of <paramref name="n"/> elements: one chunk's square roots for
+    /// each of LibTorch's intra-op threads.</summary>
+    public static Tensor Scratch(long n) => empty(new[] { Math.Min(n, Chunk) * Math.Max(1, get_num_threads()) }, ScalarType.Float32, CPU);
 
     /// <summary>Whether the fused path serves these tensors: contiguous fp32 on the CPU.</summary>
     public static bool Serves(params Tensor[] ts)
         => ts.All(t => t.device_type == DeviceType.CPU && t.dtype == ScalarType.Float32 && t.is_contiguous());
 
     /// <summary>One AdamW step of <paramref name="p"/>; the first <paramref name="decayed"/> elements are weight-decayed.
-    /// <paramref name="scratch"/> is at least <see cref="Scratch"/>'s size.</summary>
-    /// <remarks>The passes run on the calling thread: memory-bound work gains little from a second core, and .NET
-    /// worker threads started right after LibTorch's OpenMP region (the square root) compete with its spinning
-    /// workers and made the update several times slower on two cores.</remarks>
+    /// <paramref name="scratch"/> is at least <see cref="Scratch"/>'s size for one thread.</summary>
+    /// <remarks>The passes run on LibTorch's OpenMP threads (<see cref="OpenMpTeam"/>), each over its own range of
+    /// elements with its own part of the scratch; every element's arithmetic is the same whatever the split.</remarks>
     public static void Update(Tensor p, Tensor g, Tensor m, Tensor v, Tensor scratch, long decayed, AdamWScalars s)
     {
-        long n = p.numel();
-        if (g.numel() != n || m.numel() != n || v.numel() != n || scratch.numel() < Math.Min(n, Chunk))
+        long n = p.numel(), chunk = Math.Min(n, Chunk);
+        if (g.numel() != n || m.numel() != n || v.numel() != n || scratch.numel() < chunk)
             throw new ArgumentException("fused AdamW: buffers of different lengths");
         if (n == 0) return;
         float* pp = (float*)TensorMemory.Pointer(p), pg = (float*)TensorMemory.Pointer(g), pm = (float*)TensorMemory.Pointer(m);
         float* pv = (float*)TensorMemory.Pointer(v), ps = (float*)TensorMemory.Pointer(scratch);
-        for (long at = 0; at < n; at += Chunk)
+        int parts = Parts(n, (int)Math.Min(scratch.numel() / chunk, int.MaxValue));
+        OpenMpTeam.Run(parts, part =>
         {
-            int len = (int)Math.Min(Chunk, n - at);
-            Moments(pg + at, pm + at, pv + at, len, s);
-            using (var root = scratch.narrow(0, 0, len))
-            using (var second = v.narrow(0, at, len))
-                root.copy_(second).sqrt_();
-            Weights(pp + at, pm + at, ps, len, decayed - at, s);
-        }
+            var (from, to) = Range(n, part, parts);
+            for (long at = from; at < to; at += Chunk)
+            {
+                int len = (int)Math.Min(Chunk, to - at);
+                Moments(pg + at, pm + at, pv + at, len, s);
+                using (var root = scratch.narrow(0, part * chunk, len))
+                using (var second = v.narrow(0, at, len))
+                    root.copy_(second).sqrt_();
+                Weights(pp + at, pm + at, ps + part * chunk, len, decayed - at, s);
+            }
+        });
     }
 
-    /// <summary>Sum of the squares of <paramref name="g"/> in float64 (each square taken in float64), block by block.</summary>
+    /// <summary>Sum of the squares of <paramref name="g"/> in float64 (each square taken in float64): block sums, on
+    /// the OpenMP team, added in block order, so the result does not depend on the thread count.</summary>
     public static double SquareSum(Tensor g)
     {
         long n = g.numel();
         var pg = (float*)TensorMemory.Pointer(g);
+        var blocks = new double[(n + Block - 1) / Block];
+        int parts = Parts(n, int.MaxValue);
+        OpenMpTeam.Run(parts, part =>
+        {
+            var (from, to) = ((long)blocks.Length * part / parts, (long)blocks.Length * (part + 1) / parts);
+            for (long b = from; b < to; b++)
+                blocks[b] = Squares(pg + b * Block, (int)Math.Min(Block, n - b * Block));
+        });
         double sum = 0;
-        for (long at = 0; at < n; at += Block)
-            sum += Squares(pg + at, (int)Math.Min(Block, n - at));
+        foreach (var block in blocks) sum += block;
         return sum;
+    }
+
+    // One part per intra-op thread, at most one per chunk of work, and no more than there are scratch chunks.
+    private static int Parts(long work, int limit)
+        => (int)Math.Max(1, Math.Min(Math.Min(get_num_threads(), limit), (work + Chunk - 1) / Chunk));
+
+    // Part `part` of `parts` of [0, n), its ends aligned to Align elements.
+    private static (long From, long To) Range(long n, int part, int parts)
+    {
+        long Edge(int k) => k == parts ? n : n / parts * k / Align * Align;
+        return (Edge(part), Edge(part + 1));
     }
 
     private static void Moments(float* g, float* m, float* v, int n, AdamWScalars s)

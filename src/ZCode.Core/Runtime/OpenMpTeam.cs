@@ -1,0 +1,80 @@
+using System.Runtime.ExceptionServices;
+using System.Runtime.InteropServices;
+
+namespace ZCode.Runtime;
+
+/// <summary>
+/// Runs a .NET loop on LibTorch's own OpenMP threads (GOMP_parallel of the libgomp LibTorch links), for CPU passes
+/// written in C# between LibTorch ops, such as the fused AdamW.
+/// <para>Why not Parallel.For: after each parallel LibTorch op its OpenMP workers spin for a while before they sleep,
+/// so on a machine with as many cores as threads a .NET worker started then shares a core with a spinning thread, and
+/// a memory-bound pass ran several times slower on two cores than on one. On the OpenMP team the same threads that
+/// were spinning do the work. Where no GNU OpenMP runtime is found (Windows' and macOS' LibTorch), or inside a parallel
+/// region, the parts run one after another on the calling thread: the results are the same either way.</para>
+/// </summary>
+internal static unsafe class OpenMpTeam
+{
+    private static readonly delegate* unmanaged<delegate* unmanaged<IntPtr, void>, IntPtr, uint, uint, void> Parallel;
+    private static readonly delegate* unmanaged<int> ThreadNum;
+    private static readonly delegate* unmanaged<int> NumThreads;
+
+    static OpenMpTeam()
+    {
+        // dlsym on libtorch_cpu's handle searches its dependencies too, so this finds the OpenMP runtime LibTorch
+        // itself uses, whatever its hashed file name; TorchSharp has loaded libtorch_cpu by the time tensors exist.
+        if (!OperatingSystem.IsLinux() || !NativeLibrary.TryLoad("libtorch_cpu.so", out var torch)) return;
+        if (NativeLibrary.TryGetExport(torch, "GOMP_parallel", out var parallel)
+            && NativeLibrary.TryGetExport(torch, "omp_get_thread_num", out var threadNum)
+            && NativeLibrary.TryGetExport(torch, "omp_get_num_threads", out var numThreads))
+        {
+            Parallel = (delegate* unmanaged<delegate* unmanaged<IntPtr, void>, IntPtr, uint, uint, void>)parallel;
+            ThreadNum = (delegate* unmanaged<int>)threadNum;
+            NumThreads = (delegate* unmanaged<int>)numThreads;
+        }
+    }
+
+    /// <summary>Whether parts run on OpenMP threads (else on the calling thread).</summary>
+    public static bool Available => Parallel != null;
+
+    /// <summary>
+    /// Calls <paramref name="body"/>(part) for every part in [0, <paramref name="parts"/>), on up to that many threads
+    /// of the team (the caller is one of them), and returns when all are done. Parts must be independent. An exception
+    /// of any part is rethrown here after the others finished.
+    /// </summary>
+    public static void Run(int parts, Action<int> body)
+    {
+        if (parts <= 1 || Parallel == null)
+        {
+            for (int p = 0; p < parts; p++) body(p);
+            return;
+        }
+        var job = new Job(body, parts);
+        var handle = GCHandle.Alloc(job);
+        try { Parallel(&Enter, GCHandle.ToIntPtr(handle), (uint)parts, 0); }
+        finally { handle.Free(); }
+        if (job.Error is not null) ExceptionDispatchInfo.Throw(job.Error);
+    }
+
+    [UnmanagedCallersOnly]
+    private static void Enter(IntPtr data)
+    {
+        var job = (Job)GCHandle.FromIntPtr(data).Target!;
+        try
+        {
+            // The team can be smaller than asked for (nested region, OMP_DYNAMIC): each thread takes every team-th part.
+            int team = Math.Max(1, NumThreads()), me = ThreadNum();
+            for (int p = me; p < job.Parts; p += team) job.Body(p);
+        }
+        catch (Exception e)
+        {
+            Interlocked.CompareExchange(ref job.Error, e, null);
+        }
+    }
+
+    private sealed class Job(Action<int> body, int parts)
+    {
+        public readonly Action<int> Body = body;
+        public readonly int Parts = parts;
+        public Exception? Error;
+    }
+}
