@@ -4,8 +4,8 @@ using static TorchSharp.torch;
 
 namespace ZCode.Tests.Training;
 
-/// <summary>The CPU's fused AdamW against LibTorch's op-by-op update (bit for bit, over chunk and block boundaries and on
-/// one or two threads), and its float64 sum of squares.</summary>
+/// <summary>The CPU's fused AdamW against LibTorch's op-by-op update (bit for bit, over chunk and block boundaries, on
+/// one or two threads, with a clipping scale), and its float64 sum of squares.</summary>
 [NonParallelizable]
 public class FusedAdamWTests
 {
@@ -45,8 +45,11 @@ public class FusedAdamWTests
             using var scratch = FusedAdamW.Scratch(N);
             for (int step = 1; step <= grads.Length; step++)
             {
-                OpByOp(p, m, v, grads[step - 1], step);
-                FusedAdamW.Update(fp, grads[step - 1], fm, fv, scratch, Decayed, AdamWScalars.For(Lr, B1, B2, Eps, Wd, step));
+                // The second step's gradient is clipped: scaled in place first, or by the fused update's first pass.
+                float scale = step == 2 ? 0.3712f : 1f;
+                using var clipped = grads[step - 1].clone().mul_(tensor(scale));
+                OpByOp(p, m, v, clipped, step);
+                FusedAdamW.Update(fp, grads[step - 1], fm, fv, scratch, Decayed, AdamWScalars.For(Lr, B1, B2, Eps, Wd, step, scale));
             }
             Assert.That(Differing(fm, m), Is.Zero, "elements of the first moment that differ");
             Assert.That(Differing(fv, v), Is.Zero, "elements of the second moment that differ");

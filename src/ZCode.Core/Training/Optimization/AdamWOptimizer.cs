@@ -104,20 +104,19 @@ public sealed class AdamWOptimizer : ITrainingOptimizer
             if (layout.World.Size > 1) layout.World.AllReduce(square);
         }
         var norm = square.sqrt();
+        Tensor? coef = null;
         if (clipNorm > 0)
         {
             using var _ = no_grad();
             // torch's clip_grad_norm_ coefficient max / (norm + 1e-6), capped at 1 (multiplying by 1 is exact, so a norm
-            // under the limit leaves the gradients unchanged).
-            var coef = ((norm + 1e-6).reciprocal() * clipNorm).clamp_max(1.0);
-            dense.Scale(coef);
-            experts.Scale(coef);
+            // under the limit leaves the gradients unchanged), applied by the update as an fp32 scalar.
+            coef = ((norm + 1e-6).reciprocal() * clipNorm).clamp_max(1.0).to_type(ScalarType.Float32);
         }
         clipping.Dispose();
         using (StepProfile.Measure("optimizer: adamw"))
         {
-            dense.Update(lr);
-            experts.Update(lr);
+            dense.Update(lr, coef);
+            experts.Update(lr, coef);
         }
         return norm.to_type(ScalarType.Float32);
     }

@@ -131,12 +131,12 @@ internal sealed class FlatParameterGroup : IDisposable
         return FusedAdamW.Serves(g) ? tensor(FusedAdamW.SquareSum(g), ScalarType.Float64, g.device) : g.to(ScalarType.Float64).square().sum();
     }
 
-    /// <summary>Multiplies the gradient this rank updates by <paramref name="coefficient"/> (clipping).</summary>
-    public void Scale(Tensor coefficient) => SliceGrad.mul_(coefficient.to_type(ScalarType.Float32));
-
-    /// <summary>One AdamW step of this rank's slice at <paramref name="lr"/>; with ZeRO 1/2 the updated slices are then
-    /// all-gathered into every rank's parameters.</summary>
-    public void Update(double lr)
+    /// <summary>One AdamW step of this rank's slice at <paramref name="lr"/> on its gradient times
+    /// <paramref name="gradScale"/> (the clipping coefficient, an fp32 scalar, or null for none); with ZeRO 1/2 the updated
+    /// slices are then all-gathered into every rank's parameters.</summary>
+    /// <remarks>On the CPU the scale is applied inside the fused update's first pass, where a separate multiply would
+    /// read and write the whole gradient once more; the numbers are the same.</remarks>
+    public void Update(double lr, Tensor? gradScale = null)
     {
         using var scope = NewDisposeScope();
         Step++;
@@ -147,10 +147,13 @@ internal sealed class FlatParameterGroup : IDisposable
         {
             scratch ??= FusedAdamW.Scratch(Master.numel()).DetachFromDisposeScope();
             FusedAdamW.Update(Master, g, ExpAvg, ExpAvgSq, scratch, decayed,
-                AdamWScalars.For(lr, beta1, beta2, eps, weightDecay, Step));
+                AdamWScalars.For(lr, beta1, beta2, eps, weightDecay, Step, gradScale?.item<float>() ?? 1f));
         }
         else
+        {
+            if (gradScale is not null) g.mul_(gradScale);
             UpdateOpByOp(g, lr, decayed);
+        }
         if (Offload) Values.narrow(0, part.ShardStart, part.ShardSize).copy_(Master);
         if (staging is null) return;
         for (int k = 0; k < part.Buckets; k++)

@@ -6,13 +6,15 @@ using static TorchSharp.torch;
 
 namespace ZCode.Training.Optimization;
 
-/// <summary>The fp32 scalars of one AdamW step, each rounded to float as LibTorch rounds a double scalar operand.</summary>
+/// <summary>The fp32 scalars of one AdamW step, each rounded to float as LibTorch rounds a double scalar operand;
+/// <see cref="GradScale"/> multiplies every gradient element first (gradient clipping), as an in-place mul_ would.</summary>
 internal readonly record struct AdamWScalars(float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2,
-    float SqrtBiasCorrection2, float Eps, float StepSize)
+    float SqrtBiasCorrection2, float Eps, float StepSize, float GradScale = 1f)
 {
-    public static AdamWScalars For(double lr, double beta1, double beta2, double eps, double weightDecay, long step) => new(
+    public static AdamWScalars For(double lr, double beta1, double beta2, double eps, double weightDecay, long step,
+        float gradScale = 1f) => new(
         (float)(1 - lr * weightDecay), (float)beta1, (float)(1 - beta1), (float)beta2, (float)(1 - beta2),
-        (float)Math.Sqrt(1 - Math.Pow(beta2, step)), (float)eps, (float)(-(lr / (1 - Math.Pow(beta1, step)))));
+        (float)Math.Sqrt(1 - Math.Pow(beta2, step)), (float)eps, (float)(-(lr / (1 - Math.Pow(beta1, step)))), gradScale);
 }
 
 /// <summary>
@@ -41,7 +43,8 @@ internal static unsafe class FusedAdamW
     public static bool Serves(params Tensor[] ts)
         => ts.All(t => t.device_type == DeviceType.CPU && t.dtype == ScalarType.Float32 && t.is_contiguous());
 
-    /// <summary>One AdamW step of <paramref name="p"/>; the first <paramref name="decayed"/> elements are weight-decayed.
+    /// <summary>One AdamW step of <paramref name="p"/> on the gradient <paramref name="g"/> times the scalars' gradient
+    /// scale (<paramref name="g"/> itself is left as it is); the first <paramref name="decayed"/> elements are weight-decayed.
     /// <paramref name="scratch"/> is at least <see cref="Scratch"/>'s size for one thread.</summary>
     /// <remarks>The passes run on LibTorch's OpenMP threads (<see cref="OpenMpTeam"/>), each over its own range of
     /// elements with its own part of the scratch; every element's arithmetic is the same whatever the split.</remarks>
@@ -106,17 +109,20 @@ internal static unsafe class FusedAdamW
         {
             var b1 = Vector256.Create(s.Beta1); var c1 = Vector256.Create(s.OneMinusBeta1);
             var b2 = Vector256.Create(s.Beta2); var c2 = Vector256.Create(s.OneMinusBeta2);
+            var scale = Vector256.Create(s.GradScale);
             for (; i <= n - 8; i += 8)
             {
-                var gv = Vector256.Load(g + i);
+                // The scaled gradient is rounded before use, as the separate in-place multiply would store it.
+                var gv = Vector256.Load(g + i) * scale;
                 Vector256.FusedMultiplyAdd(gv, c1, Vector256.Load(m + i) * b1).Store(m + i);
                 Vector256.FusedMultiplyAdd(c2 * gv, gv, Vector256.Load(v + i) * b2).Store(v + i);
             }
         }
         for (; i < n; i++)
         {
-            m[i] = MathF.FusedMultiplyAdd(g[i], s.OneMinusBeta1, m[i] * s.Beta1);
-            v[i] = MathF.FusedMultiplyAdd(s.OneMinusBeta2 * g[i], g[i], v[i] * s.Beta2);
+            float gi = g[i] * s.GradScale;
+            m[i] = MathF.FusedMultiplyAdd(gi, s.OneMinusBeta1, m[i] * s.Beta1);
+            v[i] = MathF.FusedMultiplyAdd(s.OneMinusBeta2 * gi, gi, v[i] * s.Beta2);
         }
     }
 
