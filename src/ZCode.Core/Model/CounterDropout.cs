@@ -1,5 +1,6 @@
 using TorchSharp;
 using ZCode.Parallel;
+using ZCode.Runtime;
 using static TorchSharp.torch;
 
 namespace ZCode.Model;
@@ -37,8 +38,16 @@ public static class CounterDropout
             return empty(shape, dtype, device).bernoulli_(1 - p).div_(1 - p);
         var key = DrawKey();
         var mask = empty(shape, dtype, device);
-        if (mask.numel() > 0)
-            FillRange((byte*)TensorMemory.Pointer(mask), dtype, mask.numel(), key, 0, Keep.Of(p));
+        long n = mask.numel();
+        if (n == 0) return mask;
+        var start = (byte*)TensorMemory.Pointer(mask);
+        var keep = Keep.Of(p);
+        int parts = Parts(n);
+        OpenMpTeam.Run(parts, part =>
+        {
+            long from = n * part / parts, to = n * (part + 1) / parts;
+            FillRange(start + from * dtype.ElementSize(), dtype, to - from, key, from, keep);
+        });
         return mask;
     }
 
@@ -58,10 +67,20 @@ public static class CounterDropout
         var start = (byte*)TensorMemory.Pointer(mask);
         long rowBytes = rowLength * dtype.ElementSize();
         var keep = Keep.Of(p);
-        for (int i = 0; i < indices.Length; i++)
-            FillRange(start + i * rowBytes, dtype, rowLength, key, indices[i] * rowLength, keep);
+        int parts = Parts(mask.numel());
+        OpenMpTeam.Run(parts, part =>
+        {
+            for (long i = indices.Length * part / parts, end = indices.Length * (part + 1) / parts; i < end; i++)
+                FillRange(start + i * rowBytes, dtype, rowLength, key, indices[i] * rowLength, keep);
+        });
         return mask;
     }
+
+    // Masks are filled on LibTorch's OpenMP threads, one part per thread, from this many elements per part: every
+    // element depends only on its index, so the split never changes a mask.
+    private const long ElementsPerPart = 1 << 16;
+
+    private static int Parts(long n) => (int)Math.Clamp(n / ElementsPerPart, 1, Math.Max(1, get_num_threads()));
 
     /// <summary>The key of a mask: one draw of torch's global generator, which training reseeds every micro-batch.</summary>
     private static ulong DrawKey()
