@@ -17,7 +17,7 @@ for r in $(seq "$rounds"); do
   # Debian's torch with OpenBLAS's pthread build; the core-type pin some images set slows it, so it is dropped.
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 "$repo/bench/peer_torch.py" --d 256 --ffn 1024 --heads 4 \
     --enc 4 --dec 4 --experts 8 --every 2 --topk 2 --cf 1.25 --vocab 8000 --batch 16 --src-len 64 --tgt-len 64 \
-    --steps 10 --warmup 3 --threads 2
+    --steps 10 --warmup 20 --threads 2
   zcode bench train "${shape[@]}" --batch 16 --src-len 64 --tgt-len 64 --steps 10 --threads 2 --json
   zcode bench train "${shape[@]}" --batch 16 --src-len 64 --tgt-len 64 --steps 10 --threads 2 --dtype fp32 --json
 done

@@ -139,14 +139,18 @@ internal static class BenchCommand
         var batch = Int("--batch", "sentences per step", 16);
         var srcLen = Int("--src-len", "source tokens per sentence", 64);
         var tgtLen = Int("--tgt-len", "target tokens per sentence", 64);
-        var steps = Int("--steps", "timed steps (median reported; 3 untimed warm-up steps first)", 20);
+        var steps = Int("--steps", "timed steps (median reported)", 20);
+        // .NET's tiered JIT runs the hot C# loops (dropout masks, the fused AdamW) unoptimised or as on-stack-replacement
+        // code for the first steps (tiering goes on past step 10), and LibTorch fills its kernel caches: after 3 warm-up steps
+        // the median step was ~15% slower than after 20, the steady state that long training runs at.
+        var warmup = Int("--warmup", "untimed warm-up steps first (JIT tiering and kernel caches settle)", 20);
         var threads = Threads();
         var device = new Option<string?>("--device") { Description = "auto | cpu | cuda | cuda:N (default: the config's train.device)", HelpName = "DEVICE" };
         var dtype = new Option<string?>("--dtype") { Description = "fp32 | bf16 (default: the config's train.dtype)", HelpName = "DTYPE" };
         var json = Json();
         var profile = new Option<bool>("--profile") { Description = "also time every phase of the step (attention, FFN, MoE router/dispatch/experts, loss, backward, optimizer)" };
         var cmd = new Command("train", "Time the trainer's full training steps (forward, backward, clipping, AdamW) on random tokens")
-            { config, sets, batch, srcLen, tgtLen, steps, threads, device, dtype, json, profile };
+            { config, sets, batch, srcLen, tgtLen, steps, warmup, threads, device, dtype, json, profile };
         cmd.SetAction(parse =>
         {
             // --device/--dtype are train.device/train.dtype overrides, validated like --set.
@@ -156,7 +160,8 @@ internal static class BenchCommand
             if (parse.GetValue(threads) is > 0 and var n) overrides.Add($"train.threads={n}");
             var cfg = CommonOptions.LoadConfig(parse.GetValue(config), [.. overrides]);
             var o = new TrainBenchOptions(Positive(parse.GetValue(batch), "--batch"), Positive(parse.GetValue(srcLen), "--src-len"),
-                Positive(parse.GetValue(tgtLen), "--tgt-len"), Positive(parse.GetValue(steps), "--steps"), Profile: parse.GetValue(profile));
+                Positive(parse.GetValue(tgtLen), "--tgt-len"), Positive(parse.GetValue(steps), "--steps"),
+                NonNegative(parse.GetValue(warmup), "--warmup"), parse.GetValue(profile));
             if (parse.GetValue(threads) < 0) throw new UserInputException($"--threads: must be at least 0, got {parse.GetValue(threads)}");
             if (Math.Max(o.SrcLen, o.TgtLen) > cfg.Model.MaxPositions)
                 throw new UserInputException($"--src-len/--tgt-len: must be at most model.max_positions ({cfg.Model.MaxPositions}), " +
@@ -177,7 +182,7 @@ internal static class BenchCommand
             {
                 var report = new Dictionary<string, object>
                 {
-                    ["batch"] = o.Batch, ["src_len"] = o.SrcLen, ["tgt_len"] = o.TgtLen, ["steps"] = o.Steps,
+                    ["batch"] = o.Batch, ["src_len"] = o.SrcLen, ["tgt_len"] = o.TgtLen, ["steps"] = o.Steps, ["warmup"] = o.Warmup,
                     ["threads"] = torch.get_num_threads(), ["dtype"] = ZCode.Runtime.ComputeDevice.DtypeName(computeDtype),
                     ["device"] = r.Device, ["params"] = r.Params,
                     ["tokens_per_step"] = r.TokensPerStep, ["step_ms"] = Math.Round(r.StepMs, 2),
@@ -215,6 +220,9 @@ internal static class BenchCommand
 
     private static int Positive(int value, string name)
         => value >= 1 ? value : throw new UserInputException($"{name}: must be at least 1, got {value}");
+
+    private static int NonNegative(int value, string name)
+        => value >= 0 ? value : throw new UserInputException($"{name}: must be at least 0, got {value}");
 
     private static void SetThreads(int threads)
     {

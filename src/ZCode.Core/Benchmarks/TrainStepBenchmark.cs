@@ -10,7 +10,7 @@ namespace ZCode.Benchmarks;
 
 /// <summary>Batch shape and step counts of <see cref="TrainStepBenchmark"/>.</summary>
 /// <param name="Profile">Also time every phase of the timed steps (<see cref="StepProfile"/>).</param>
-public sealed record TrainBenchOptions(int Batch, int SrcLen, int TgtLen, int Steps, int Warmup = 3, bool Profile = false);
+public sealed record TrainBenchOptions(int Batch, int SrcLen, int TgtLen, int Steps, int Warmup = 20, bool Profile = false);
 
 /// <summary>Median step time of full training steps and what it means in tokens per second.</summary>
 /// <param name="PhaseMs">With <see cref="TrainBenchOptions.Profile"/>: milliseconds per step of each phase (phases nest:

@@ -41,14 +41,23 @@ public class BenchAndPlotCommandTests
     public void BenchTrain_Json_TinyModel()
     {
         var (code, stdout, stderr) = Run("bench", "train", "--set", "model.d_model=16", "--set", "model.ffn_dim=32",
-            "--set", "model.vocab_size=64", "--batch", "2", "--src-len", "5", "--tgt-len", "4", "--steps", "2", "--threads", "1", "--json");
+            "--set", "model.vocab_size=64", "--batch", "2", "--src-len", "5", "--tgt-len", "4", "--steps", "2", "--warmup", "1", "--threads", "1", "--json");
         Assert.That(code, Is.EqualTo(0), stderr);
         using var doc = JsonDocument.Parse(stdout.Trim());
         var r = doc.RootElement;
         Assert.That(r.GetProperty("tokens_per_step").GetInt64(), Is.EqualTo(18));
+        Assert.That(r.GetProperty("warmup").GetInt32(), Is.EqualTo(1));
         Assert.That(r.GetProperty("tokens_per_s").GetDouble(), Is.GreaterThan(0));
         Assert.That(r.GetProperty("step_ms").GetDouble(), Is.GreaterThan(0));
         Assert.That(r.GetProperty("params").GetInt64(), Is.GreaterThan(0));
+    }
+
+    [Test]
+    public void BenchTrain_NegativeWarmup_IsAUsageError()
+    {
+        var (code, _, stderr) = Run("bench", "train", "--warmup", "-1");
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(stderr, Does.Contain("--warmup: must be at least 0, got -1"));
     }
 
     [Test]
