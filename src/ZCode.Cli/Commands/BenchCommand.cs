@@ -140,10 +140,7 @@ internal static class BenchCommand
         var srcLen = Int("--src-len", "source tokens per sentence", 64);
         var tgtLen = Int("--tgt-len", "target tokens per sentence", 64);
         var steps = Int("--steps", "timed steps (median reported)", 20);
-        // .NET's tiered JIT runs the hot C# loops (dropout masks, the fused AdamW) unoptimised or as on-stack-replacement
-        // code for the first steps (tiering goes on past step 10), and LibTorch fills its kernel caches: after 3 warm-up steps
-        // the median step was ~15% slower than after 20, the steady state that long training runs at.
-        var warmup = Int("--warmup", "untimed warm-up steps first (JIT tiering and kernel caches settle)", 20);
+        var warmup = Int("--warmup", "untimed warm-up steps first (JIT tiering and kernel caches settle)", TrainBenchOptions.DefaultWarmup);
         var threads = Threads();
         var device = new Option<string?>("--device") { Description = "auto | cpu | cuda | cuda:N (default: the config's train.device)", HelpName = "DEVICE" };
         var dtype = new Option<string?>("--dtype") { Description = "fp32 | bf16 (default: the config's train.dtype)", HelpName = "DTYPE" };

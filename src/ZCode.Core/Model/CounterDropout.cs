@@ -70,7 +70,7 @@ public static class CounterDropout
         int parts = Parts(mask.numel());
         OpenMpTeam.Run(parts, part =>
         {
-            for (long i = indices.Length * part / parts, end = indices.Length * (part + 1) / parts; i < end; i++)
+            for (long i = (long)indices.Length * part / parts, end = (long)indices.Length * (part + 1) / parts; i < end; i++)
                 FillRange(start + i * rowBytes, dtype, rowLength, key, indices[i] * rowLength, keep);
         });
         return mask;

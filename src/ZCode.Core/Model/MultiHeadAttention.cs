@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 
 namespace ZCode.Model;
 
-/// <summary>Multi-head attention on top of LibTorch's fused scaled-dot-product attention.</summary>
+/// <summary>Multi-head attention: LibTorch's fused scaled-dot-product attention, or explicit bf16 matmuls in 16-bit CPU
+/// training.</summary>
 public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor, Tensor?, bool, Tensor>
 {
     private readonly Linear q_proj, k_proj, v_proj, out_proj;
@@ -66,12 +67,14 @@ public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor, Tensor?, bool
     /// training. LibTorch's fused CPU attention is slow in 16 bits (its bf16 backward about twice its fp32 one at
     /// head size 64), and running it in fp32 leaves the matrix units idle: at the shapes of a d256 model the explicit
     /// form takes half the time of fp32 SDPA, forward and backward. Scores are scaled and masked in fp32; masked keys
-    /// get -inf, as SDPA's boolean mask does.
+    /// get -inf, as SDPA's boolean mask does. A query with every key masked would get NaN weights where SDPA gives
+    /// zeros; training never builds one (every sequence has real tokens, and a causal query sees itself).
     /// </summary>
-    private static Tensor ExplicitAttention(Tensor q, Tensor k, Tensor v, Tensor? mask, double dropout)
+    internal static Tensor ExplicitAttention(Tensor q, Tensor k, Tensor v, Tensor? mask, double dropout)
     {
         var scores = matmul(q, k.transpose(-2, -1)).to(ScalarType.Float32).mul_(1.0 / Math.Sqrt(q.shape[3]));
-        if (mask is not null) scores = scores.masked_fill(mask.logical_not(), double.NegativeInfinity);
+        // In place: the scores are this function's own tensor, and neither the scaling nor the fill keeps its input.
+        if (mask is not null) scores.masked_fill_(mask.logical_not(), double.NegativeInfinity);
         var weights = CounterDropout.Apply(scores.softmax(-1), dropout, training: true);
         return matmul(weights.to(q.dtype), v);
     }

@@ -11,30 +11,15 @@ namespace ZCode.Runtime;
 /// a memory-bound pass ran several times slower on two cores than on one. On the OpenMP team the same threads that
 /// were spinning do the work. Where no GNU OpenMP runtime is found (Windows' and macOS' LibTorch), or inside a parallel
 /// region, the parts run one after another on the calling thread: the results are the same either way.</para>
+/// <para>A part may call LibTorch: inside the region its ops run serially on that thread (at::parallel_for sees the
+/// region; MKL does not nest). A part on a worker thread does not see the caller's thread-local state: not its
+/// TorchSharp dispose scope (dispose what it creates) and not its grad mode (use tensors that need no gradient).</para>
 /// </summary>
 internal static unsafe class OpenMpTeam
 {
-    private static readonly delegate* unmanaged<delegate* unmanaged<IntPtr, void>, IntPtr, uint, uint, void> Parallel;
-    private static readonly delegate* unmanaged<int> ThreadNum;
-    private static readonly delegate* unmanaged<int> NumThreads;
-
-    static OpenMpTeam()
-    {
-        // dlsym on libtorch_cpu's handle searches its dependencies too, so this finds the OpenMP runtime LibTorch
-        // itself uses, whatever its hashed file name; TorchSharp has loaded libtorch_cpu by the time tensors exist.
-        if (!OperatingSystem.IsLinux() || !NativeLibrary.TryLoad("libtorch_cpu.so", out var torch)) return;
-        if (NativeLibrary.TryGetExport(torch, "GOMP_parallel", out var parallel)
-            && NativeLibrary.TryGetExport(torch, "omp_get_thread_num", out var threadNum)
-            && NativeLibrary.TryGetExport(torch, "omp_get_num_threads", out var numThreads))
-        {
-            Parallel = (delegate* unmanaged<delegate* unmanaged<IntPtr, void>, IntPtr, uint, uint, void>)parallel;
-            ThreadNum = (delegate* unmanaged<int>)threadNum;
-            NumThreads = (delegate* unmanaged<int>)numThreads;
-        }
-    }
-
-    /// <summary>Whether parts run on OpenMP threads (else on the calling thread).</summary>
-    public static bool Available => Parallel != null;
+    /// <summary>Whether parts run on OpenMP threads (else on the calling thread). Resolved on first use, once LibTorch
+    /// is loaded.</summary>
+    public static bool Available => Gomp.Parallel != null;
 
     /// <summary>
     /// Calls <paramref name="body"/>(part) for every part in [0, <paramref name="parts"/>), on up to that many threads
@@ -43,14 +28,14 @@ internal static unsafe class OpenMpTeam
     /// </summary>
     public static void Run(int parts, Action<int> body)
     {
-        if (parts <= 1 || Parallel == null)
+        if (parts <= 1 || Gomp.Parallel == null)
         {
             for (int p = 0; p < parts; p++) body(p);
             return;
         }
         var job = new Job(body, parts);
         var handle = GCHandle.Alloc(job);
-        try { Parallel(&Enter, GCHandle.ToIntPtr(handle), (uint)parts, 0); }
+        try { Gomp.Parallel(&Enter, GCHandle.ToIntPtr(handle), (uint)parts, 0); }
         finally { handle.Free(); }
         if (job.Error is not null) ExceptionDispatchInfo.Throw(job.Error);
     }
@@ -62,7 +47,7 @@ internal static unsafe class OpenMpTeam
         try
         {
             // The team can be smaller than asked for (nested region, OMP_DYNAMIC): each thread takes every team-th part.
-            int team = Math.Max(1, NumThreads()), me = ThreadNum();
+            int team = Math.Max(1, Gomp.NumThreads()), me = Gomp.ThreadNum();
             for (int p = me; p < job.Parts; p += team) job.Body(p);
         }
         catch (Exception e)
@@ -76,5 +61,29 @@ internal static unsafe class OpenMpTeam
         public readonly Action<int> Body = body;
         public readonly int Parts = parts;
         public Exception? Error;
+    }
+
+    /// <summary>The libgomp entry points, looked up when first needed: by then TorchSharp has loaded libtorch_cpu
+    /// (every caller works on tensors), which a lookup at process start could not assume.</summary>
+    private static class Gomp
+    {
+        public static readonly delegate* unmanaged<delegate* unmanaged<IntPtr, void>, IntPtr, uint, uint, void> Parallel;
+        public static readonly delegate* unmanaged<int> ThreadNum;
+        public static readonly delegate* unmanaged<int> NumThreads;
+
+        static Gomp()
+        {
+            // dlsym on libtorch_cpu's handle searches its dependencies too, so this finds the OpenMP runtime LibTorch
+            // itself uses, whatever its hashed file name; the bare name resolves to the loaded library by its soname.
+            if (!OperatingSystem.IsLinux() || !NativeLibrary.TryLoad("libtorch_cpu.so", out var torch)) return;
+            if (NativeLibrary.TryGetExport(torch, "GOMP_parallel", out var parallel)
+                && NativeLibrary.TryGetExport(torch, "omp_get_thread_num", out var threadNum)
+                && NativeLibrary.TryGetExport(torch, "omp_get_num_threads", out var numThreads))
+            {
+                Parallel = (delegate* unmanaged<delegate* unmanaged<IntPtr, void>, IntPtr, uint, uint, void>)parallel;
+                ThreadNum = (delegate* unmanaged<int>)threadNum;
+                NumThreads = (delegate* unmanaged<int>)numThreads;
+            }
+        }
     }
 }

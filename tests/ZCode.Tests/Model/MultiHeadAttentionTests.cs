@@ -38,4 +38,25 @@ public class MultiHeadAttentionTests
         Assert.That((got - want).abs().max().item<float>(), Is.LessThan(0.03 * scale), "outputs");
         Assert.That((gotGrad - wantGrad).abs().max().item<float>(), Is.LessThan(0.03 * gradScale), "input gradients");
     }
+
+    [Test]
+    public void ExplicitAttentionDropsTheWeightsOfCounterDropoutsMask()
+    {
+        const double p = 0.3;
+        manual_seed(5);
+        var (q, k, v) = (randn(2, H, L, 8).to(ScalarType.BFloat16), randn(2, H, L, 8).to(ScalarType.BFloat16),
+            randn(2, H, L, 8).to(ScalarType.BFloat16));
+        var causal = ones(L, L, dtype: ScalarType.Bool).tril();
+
+        manual_seed(21);
+        var got = MultiHeadAttention.ExplicitAttention(q, k, v, causal, p).to(ScalarType.Float32);
+        manual_seed(21);   // the same one draw keys the mask
+        using var keep = CounterDropout.Multipliers(new long[] { 2, H, L, L }, p, ScalarType.Float32, CPU);
+        var scores = matmul(q, k.transpose(-2, -1)).to(ScalarType.Float32) * (1.0 / Math.Sqrt(8));
+        var weights = scores.masked_fill(causal.logical_not(), double.NegativeInfinity).softmax(-1) * keep;
+        var want = matmul(weights.to(ScalarType.BFloat16), v).to(ScalarType.Float32);
+
+        Assert.That(TensorCompare.Same(got, want), Is.True);
+        Assert.That(keep.eq(0).any().item<bool>(), Is.True, "the mask dropped something");
+    }
 }

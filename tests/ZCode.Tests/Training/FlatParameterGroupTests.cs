@@ -120,7 +120,7 @@ public class FlatParameterGroupTests
                         else mine[i].P.grad = grads[s][i] / ranks;
                     }
                 g.Reduce();
-                g.Update(Lr);
+                g.Update(Lr, null);
             }
             Assert.That(g.Step, Is.EqualTo(steps));
             for (int i = 0; i < mine.Count; i++)
@@ -130,5 +130,29 @@ public class FlatParameterGroupTests
             }
             Assert.That(g.StateBytes, Is.EqualTo(g.Partition.ShardSize * 4 * (offload ? 3 : 2)));
         });
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void AClippingScaleEqualsScalingTheGradientFirst(bool offload)
+    {
+        manual_seed(4);
+        var grads = Params().Select(p => randn(p.P.shape)).ToArray();
+        using var scale = tensor(0.3712f);
+        var (fused, scaledFirst) = (Params(), Params());
+        using var a = Group(fused, new LocalCommunicator(), 0, offload);
+        using var b = Group(scaledFirst, new LocalCommunicator(), 0, offload);
+        using (no_grad())
+            for (int i = 0; i < grads.Length; i++)
+            {
+                fused[i].P.grad!.copy_(grads[i]);
+                scaledFirst[i].P.grad!.copy_(grads[i]);
+            }
+        a.Update(Lr, scale);
+        using (no_grad()) b.SliceGrad.mul_(scale);
+        b.Update(Lr, null);
+        for (int i = 0; i < grads.Length; i++)
+            Assert.That(TensorCompare.Same(fused[i].P, scaledFirst[i].P), Is.True, fused[i].Name);
+        Assert.That(TensorCompare.Same(a.ExpAvgSq, b.ExpAvgSq), Is.True, "second moments");
     }
 }

@@ -135,8 +135,9 @@ internal sealed class FlatParameterGroup : IDisposable
     /// <paramref name="gradScale"/> (the clipping coefficient, an fp32 scalar, or null for none); with ZeRO 1/2 the updated
     /// slices are then all-gathered into every rank's parameters.</summary>
     /// <remarks>On the CPU the scale is applied inside the fused update's first pass, where a separate multiply would
-    /// read and write the whole gradient once more; the numbers are the same.</remarks>
-    public void Update(double lr, Tensor? gradScale = null)
+    /// read and write the whole gradient once more; the numbers are the same. The gradient buffer itself is left
+    /// unscaled there (scaled in place elsewhere): nothing may read the gradients after the update.</remarks>
+    public void Update(double lr, Tensor? gradScale)
     {
         using var scope = NewDisposeScope();
         Step++;

@@ -36,8 +36,9 @@ internal static unsafe class FusedAdamW
     private const long Align = 16;
 
     /// <summary>A scratch buffer for <see cref="Update"/> of <paramref name="n"/> elements: one chunk's square roots for
-    /// each of LibTorch's intra-op threads.</summary>
-    public static Tensor Scratch(long n) => empty(new[] { Math.Min(n, Chunk) * Math.Max(1, get_num_threads()) }, ScalarType.Float32, CPU);
+    /// each part the update splits into at the current thread count (an update at more threads later stays at this
+    /// many parts).</summary>
+    public static Tensor Scratch(long n) => empty(new[] { Math.Min(n, Chunk) * Parts(n, int.MaxValue) }, ScalarType.Float32, CPU);
 
     /// <summary>Whether the fused path serves these tensors: contiguous fp32 on the CPU.</summary>
     public static bool Serves(params Tensor[] ts)

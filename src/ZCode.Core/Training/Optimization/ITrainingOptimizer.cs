@@ -23,7 +23,8 @@ public interface ITrainingOptimizer : IDisposable
     /// <summary>Reduces the accumulated gradients over the ranks, clips them to <paramref name="clipNorm"/> (0 = off) by
     /// the global norm and applies one update at <paramref name="lr"/>. Returns the global gradient norm before
     /// clipping as an fp32 scalar on the parameters' device (in the caller's dispose scope), so a step reads nothing
-    /// back from the device.</summary>
+    /// back from the device. Afterwards the gradients hold no defined value (the CPU update clips on the fly, leaving
+    /// them unclipped); the next step's <see cref="ZeroGrad"/> clears them.</summary>
     Tensor Step(double lr, double clipNorm);
 
     /// <summary>The files of this rank's state in a checkpoint, as named tensors (views of the live state, valid until
