@@ -56,11 +56,22 @@ public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor, Tensor?, bool
     {
         long b = query.shape[0], lq = query.shape[1], d = query.shape[2];
         var q = Heads(q_proj, query);
-        var attn = training && q.device_type == DeviceType.CPU && q.dtype != ScalarType.Float32
-            ? ExplicitAttention(q, k, v, mask, dropout)
-            : nn.functional.scaled_dot_product_attention(q, k, v, mask, training ? dropout : 0.0);
+        Tensor attn;
+        if (!training || q.device_type != DeviceType.CPU || q.dtype == ScalarType.Float32)
+            attn = nn.functional.scaled_dot_product_attention(q, k, v, mask, training ? dropout : 0.0);
+        else if (heads * k.shape[2] <= ExplicitScoresPerQuery)
+            attn = ExplicitAttention(q, k, v, mask, dropout);
+        else
+            // LibTorch's 16-bit CPU attention backward is about twice as slow as its fp32 one: long keys run in fp32.
+            attn = nn.functional.scaled_dot_product_attention(q.to(ScalarType.Float32), k.to(ScalarType.Float32),
+                v.to(ScalarType.Float32), mask, dropout).to(q.dtype);
         return Projection.Apply(out_proj, attn.transpose(1, 2).reshape(b, lq, d));
     }
+
+    // The explicit form keeps every query's scores for backward (fp32 weights and their 16-bit copy, 6 bytes per head
+    // and key), where fused attention keeps O(1) per query. Up to this many heads x keys per query (12 KB per token and
+    // attention, about what an FFN of 2048 keeps per token) it is used; longer keys go to fused attention in fp32.
+    private const long ExplicitScoresPerQuery = 2048;
 
     /// <summary>
     /// Attention as two batched 16-bit matmuls around an fp32 softmax, as PyTorch's autocast runs it; for 16-bit CPU

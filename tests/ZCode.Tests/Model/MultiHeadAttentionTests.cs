@@ -3,11 +3,14 @@ using static TorchSharp.torch;
 
 namespace ZCode.Tests.Model;
 
-/// <summary>16-bit CPU training attends with explicit matmuls around an fp32 softmax; it must give LibTorch's fused
-/// attention's answer (same masks: causal, padded keys) to bf16 precision, and gradients that agree.</summary>
+/// <summary>16-bit CPU training attends with explicit matmuls around an fp32 softmax (fused attention in fp32 for long
+/// keys); either must give LibTorch's fused attention's answer (same masks: causal, padded keys) to bf16 precision, and
+/// gradients that agree.</summary>
 public class MultiHeadAttentionTests
 {
     private const int B = 3, L = 9, D = 32, H = 4;
+    // Heads x keys past the explicit form's limit (2048): the long-key path.
+    private const int LongL = 600;
 
     private static (Tensor Out, Tensor Grad) Run(MultiHeadAttention mha, Tensor x, Tensor keyMask, bool causal, bool training, ScalarType dtype)
     {
@@ -19,17 +22,18 @@ public class MultiHeadAttentionTests
         return (output.detach(), input.grad!.to(ScalarType.Float32));
     }
 
-    [TestCase(false)]
-    [TestCase(true)]
-    public void TrainingInBf16MatchesFusedAttentionInFp32(bool causal)
+    [TestCase(false, L)]
+    [TestCase(true, L)]
+    [TestCase(true, LongL)]
+    public void TrainingInBf16MatchesFusedAttentionInFp32(bool causal, int length)
     {
         manual_seed(11);
         var mha = new MultiHeadAttention("attn", D, H, attentionDropout: 0.0);
-        var x = randn(B, L, D);
-        // The second sequence has its last four keys padded, the third its last one.
-        var keyMask = ones(B, L, dtype: ScalarType.Bool);
+        var x = randn(B, length, D);
+        // The second sequence has its keys from the sixth on padded, the third its last one.
+        var keyMask = ones(B, length, dtype: ScalarType.Bool);
         keyMask[1, TensorIndex.Slice(5, null)] = tensor(false);
-        keyMask[2, L - 1] = tensor(false);
+        keyMask[2, length - 1] = tensor(false);
 
         var (want, wantGrad) = Run(mha, x, keyMask, causal, training: false, ScalarType.Float32);
         var (got, gotGrad) = Run(mha, x, keyMask, causal, training: true, ScalarType.BFloat16);
