@@ -42,10 +42,10 @@ public static class CounterDropout
         if (n == 0) return mask;
         var start = (byte*)TensorMemory.Pointer(mask);
         var keep = Keep.Of(p);
-        int parts = Parts(n);
+        int parts = OpenMpTeam.Parts(n, ElementsPerPart);
         OpenMpTeam.Run(parts, part =>
         {
-            long from = n * part / parts, to = n * (part + 1) / parts;
+            var (from, to) = OpenMpTeam.Share(n, part, parts);
             FillRange(start + from * dtype.ElementSize(), dtype, to - from, key, from, keep);
         });
         return mask;
@@ -67,10 +67,11 @@ public static class CounterDropout
         var start = (byte*)TensorMemory.Pointer(mask);
         long rowBytes = rowLength * dtype.ElementSize();
         var keep = Keep.Of(p);
-        int parts = Parts(mask.numel());
+        int parts = OpenMpTeam.Parts(mask.numel(), ElementsPerPart);
         OpenMpTeam.Run(parts, part =>
         {
-            for (long i = (long)indices.Length * part / parts, end = (long)indices.Length * (part + 1) / parts; i < end; i++)
+            var (from, to) = OpenMpTeam.Share(indices.Length, part, parts);
+            for (long i = from; i < to; i++)
                 FillRange(start + i * rowBytes, dtype, rowLength, key, indices[i] * rowLength, keep);
         });
         return mask;
@@ -79,8 +80,6 @@ public static class CounterDropout
     // Masks are filled on LibTorch's OpenMP threads, one part per thread, from this many elements per part: every
     // element depends only on its index, so the split never changes a mask.
     private const long ElementsPerPart = 1 << 16;
-
-    private static int Parts(long n) => (int)Math.Clamp(n / ElementsPerPart, 1, Math.Max(1, get_num_threads()));
 
     /// <summary>The key of a mask: one draw of torch's global generator, which training reseeds every micro-batch.</summary>
     private static ulong DrawKey()

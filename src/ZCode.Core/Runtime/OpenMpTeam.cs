@@ -21,6 +21,19 @@ internal static unsafe class OpenMpTeam
     /// is loaded.</summary>
     public static bool Available => Gomp.Parallel != null;
 
+    /// <summary>Parts for <paramref name="work"/> items at one part per <paramref name="grain"/> of them (rounded up):
+    /// at least one, at most one per LibTorch intra-op thread.</summary>
+    public static int Parts(long work, long grain)
+        => (int)Math.Max(1, Math.Min(TorchSharp.torch.get_num_threads(), (work + grain - 1) / grain));
+
+    /// <summary>Part <paramref name="part"/> of <paramref name="parts"/> of the items [0, <paramref name="n"/>): inner
+    /// ends at multiples of <paramref name="align"/>, the last part ending at n.</summary>
+    public static (long From, long To) Share(long n, int part, int parts, long align = 1)
+    {
+        long Edge(int k) => k == parts ? n : n / parts * k / align * align;
+        return (Edge(part), Edge(part + 1));
+    }
+
     /// <summary>
     /// Calls <paramref name="body"/>(part) for every part in [0, <paramref name="parts"/>), on up to that many threads
     /// of the team (the caller is one of them), and returns when all are done. Parts must be independent. An exception

@@ -38,7 +38,7 @@ internal static unsafe class FusedAdamW
     /// <summary>A scratch buffer for <see cref="Update"/> of <paramref name="n"/> elements: one chunk's square roots for
     /// each part the update splits into at the current thread count (an update at more threads later stays at this
     /// many parts).</summary>
-    public static Tensor Scratch(long n) => empty(new[] { Math.Min(n, Chunk) * Parts(n, int.MaxValue) }, ScalarType.Float32, CPU);
+    public static Tensor Scratch(long n) => empty(new[] { Math.Min(n, Chunk) * OpenMpTeam.Parts(n, Chunk) }, ScalarType.Float32, CPU);
 
     /// <summary>Whether the fused path serves these tensors: contiguous fp32 on the CPU.</summary>
     public static bool Serves(params Tensor[] ts)
@@ -57,10 +57,10 @@ internal static unsafe class FusedAdamW
         if (n == 0) return;
         float* pp = (float*)TensorMemory.Pointer(p), pg = (float*)TensorMemory.Pointer(g), pm = (float*)TensorMemory.Pointer(m);
         float* pv = (float*)TensorMemory.Pointer(v), ps = (float*)TensorMemory.Pointer(scratch);
-        int parts = Parts(n, (int)Math.Min(scratch.numel() / chunk, int.MaxValue));
+        int parts = (int)Math.Min(OpenMpTeam.Parts(n, Chunk), scratch.numel() / chunk);
         OpenMpTeam.Run(parts, part =>
         {
-            var (from, to) = Range(n, part, parts);
+            var (from, to) = OpenMpTeam.Share(n, part, parts, Align);
             for (long at = from; at < to; at += Chunk)
             {
                 int len = (int)Math.Min(Chunk, to - at);
@@ -80,27 +80,16 @@ internal static unsafe class FusedAdamW
         long n = g.numel();
         var pg = (float*)TensorMemory.Pointer(g);
         var blocks = new double[(n + Block - 1) / Block];
-        int parts = Parts(n, int.MaxValue);
+        int parts = OpenMpTeam.Parts(n, Chunk);
         OpenMpTeam.Run(parts, part =>
         {
-            var (from, to) = ((long)blocks.Length * part / parts, (long)blocks.Length * (part + 1) / parts);
+            var (from, to) = OpenMpTeam.Share(blocks.Length, part, parts);
             for (long b = from; b < to; b++)
                 blocks[b] = Squares(pg + b * Block, (int)Math.Min(Block, n - b * Block));
         });
         double sum = 0;
         foreach (var block in blocks) sum += block;
         return sum;
-    }
-
-    // One part per intra-op thread, at most one per chunk of work, and no more than there are scratch chunks.
-    private static int Parts(long work, int limit)
-        => (int)Math.Max(1, Math.Min(Math.Min(get_num_threads(), limit), (work + Chunk - 1) / Chunk));
-
-    // Part `part` of `parts` of [0, n), its ends aligned to Align elements.
-    private static (long From, long To) Range(long n, int part, int parts)
-    {
-        long Edge(int k) => k == parts ? n : n / parts * k / Align * Align;
-        return (Edge(part), Edge(part + 1));
     }
 
     private static void Moments(float* g, float* m, float* v, int n, AdamWScalars s)
