@@ -94,23 +94,19 @@ public class CounterDropoutTests
         // Large enough to be filled in parts on two threads (rows: 3,000 rows of 300).
         long[] shape = [3, 1000, 300];
         var rows = tensor(Enumerable.Range(0, 3000).Select(i => (long)(i * 7 % 3000)).ToArray());
-        int before = get_num_threads();
-        try
+        using var _ = IntraOpThreads.Kept();
+        Tensor Draw(int threads, bool someRows)
         {
-            Tensor Draw(int threads, bool someRows)
-            {
-                set_num_threads(threads);
-                manual_seed(9);
-                return someRows ? CounterDropout.Rows(shape, rows, 0.3, ScalarType.BFloat16, CPU)
-                    : CounterDropout.Multipliers(shape, 0.3, ScalarType.Float32, CPU);
-            }
-            using var one = Draw(1, false);
-            using var two = Draw(2, false);
-            using var oneRows = Draw(1, true);
-            using var twoRows = Draw(2, true);
-            Assert.That(TensorCompare.Same(one, two), Is.True, "whole mask");
-            Assert.That(TensorCompare.Same(oneRows, twoRows), Is.True, "rows");
+            set_num_threads(threads);
+            manual_seed(9);
+            return someRows ? CounterDropout.Rows(shape, rows, 0.3, ScalarType.BFloat16, CPU)
+                : CounterDropout.Multipliers(shape, 0.3, ScalarType.Float32, CPU);
         }
-        finally { set_num_threads(before); }
+        using var one = Draw(1, false);
+        using var two = Draw(2, false);
+        using var oneRows = Draw(1, true);
+        using var twoRows = Draw(2, true);
+        Assert.That(TensorCompare.Same(one, two), Is.True, "whole mask");
+        Assert.That(TensorCompare.Same(oneRows, twoRows), Is.True, "rows");
     }
 }

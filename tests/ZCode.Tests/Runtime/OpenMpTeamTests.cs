@@ -10,14 +10,9 @@ public class OpenMpTeamTests
 {
     private static T WithThreads<T>(int threads, Func<T> body)
     {
-        int before = get_num_threads();
-        try
-        {
-            set_num_threads(threads);
-            using var warm = ones(1 << 20).sum();   // LibTorch's team exists once it ran a parallel op
-            return body();
-        }
-        finally { set_num_threads(before); }
+        using var _ = IntraOpThreads.Kept(threads);
+        using var warm = ones(1 << 20).sum();   // LibTorch's team exists once it ran a parallel op
+        return body();
     }
 
     [Test]

@@ -36,43 +36,34 @@ public class FusedAdamWTests
     [TestCase(2)]
     public void UpdateEqualsTheOpByOpUpdateBitForBit(int threads)
     {
-        int before = get_num_threads();
-        try
+        using var _ = IntraOpThreads.Kept(threads);
+        var (p, m, v, grads) = State();
+        var (fp, fm, fv) = (p.clone(), m.clone(), v.clone());
+        using var scratch = FusedAdamW.Scratch(N);
+        for (int step = 1; step <= grads.Length; step++)
         {
-            set_num_threads(threads);
-            var (p, m, v, grads) = State();
-            var (fp, fm, fv) = (p.clone(), m.clone(), v.clone());
-            using var scratch = FusedAdamW.Scratch(N);
-            for (int step = 1; step <= grads.Length; step++)
-            {
-                // The second step's gradient is clipped: scaled in place first, or by the fused update's first pass.
-                float scale = step == 2 ? 0.3712f : 1f;
-                using var clipped = grads[step - 1].clone().mul_(tensor(scale));
-                OpByOp(p, m, v, clipped, step);
-                FusedAdamW.Update(fp, grads[step - 1], fm, fv, scratch, Decayed, AdamWScalars.For(Lr, B1, B2, Eps, Wd, step, scale));
-            }
-            Assert.That(Differing(fm, m), Is.Zero, "elements of the first moment that differ");
-            Assert.That(Differing(fv, v), Is.Zero, "elements of the second moment that differ");
-            Assert.That(Differing(fp, p), Is.Zero, "weights that differ");
+            // The second step's gradient is clipped: scaled in place first, or by the fused update's first pass.
+            float scale = step == 2 ? 0.3712f : 1f;
+            using var clipped = grads[step - 1].clone().mul_(tensor(scale));
+            OpByOp(p, m, v, clipped, step);
+            FusedAdamW.Update(fp, grads[step - 1], fm, fv, scratch, Decayed, AdamWScalars.For(Lr, B1, B2, Eps, Wd, step, scale));
         }
-        finally { set_num_threads(before); }
+        Assert.That(Differing(fm, m), Is.Zero, "elements of the first moment that differ");
+        Assert.That(Differing(fv, v), Is.Zero, "elements of the second moment that differ");
+        Assert.That(Differing(fp, p), Is.Zero, "weights that differ");
     }
 
     [Test]
     public void SquareSumIsTheFloat64SumOfSquaresOnAnyThreadCount()
     {
-        int before = get_num_threads();
-        try
-        {
-            var g = State().Grads[0];
-            double want = g.to(ScalarType.Float64).square().sum().item<double>();
-            set_num_threads(1);
-            double one = FusedAdamW.SquareSum(g);
-            set_num_threads(2);
-            double two = FusedAdamW.SquareSum(g);
-            Assert.That(Math.Abs(one - want) / want, Is.LessThan(1e-12));
-            Assert.That(two, Is.EqualTo(one), "the sum's order must not depend on the thread count");
-        }
-        finally { set_num_threads(before); }
+        using var _ = IntraOpThreads.Kept();
+        var g = State().Grads[0];
+        double want = g.to(ScalarType.Float64).square().sum().item<double>();
+        set_num_threads(1);
+        double one = FusedAdamW.SquareSum(g);
+        set_num_threads(2);
+        double two = FusedAdamW.SquareSum(g);
+        Assert.That(Math.Abs(one - want) / want, Is.LessThan(1e-12));
+        Assert.That(two, Is.EqualTo(one), "the sum's order must not depend on the thread count");
     }
 }
