@@ -2,8 +2,9 @@
 # zcode's training step against the PyTorch eager peer (bench/peer_torch.py), back to back in one call, at the shapes
 # of issue "CPU speed and memory": d_model 256, ffn 1024, 4+4 layers, 8 experts every 2nd layer, top-2, capacity
 # factor 1.25, vocab 8000, batch 16 x (64 + 64) tokens, 2 threads. Prints the peer's fp32 line, zcode's lines for its
-# default dtype (auto) and for fp32, each with tokens/s; zcode's also give model FLOPs and the matmul rate measured in
-# the same process. Usage: bench/train-vs-peer.sh [ROUNDS]   (needs: apt-get install python3-torch libopenblas0-pthread)
+# default dtype (auto) and for fp32, each with tokens/s; zcode's also give model FLOPs and the matmul rate probed after
+# every timed step in the same process (mfu: the median of each step's ratio to its own probe).
+# Usage: bench/train-vs-peer.sh [ROUNDS]   (needs: apt-get install python3-torch libopenblas0-pthread)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 rounds="${1:-2}"

@@ -167,13 +167,14 @@ internal static class BenchCommand
                 throw new UserInputException($"model.vocab_size: must be greater than {RandomTokenBatches.FirstRegularId} for random " +
                                              $"tokens, got {cfg.Model.VocabSize}");
             var r = TrainStepBenchmark.Run(cfg, o);
-            // Model FLOPs utilisation against the same device's matmul rate in the compute dtype, measured now.
-            var benchDevice = ZCode.Runtime.ComputeDevice.Resolve(cfg.Train.Device);
-            var computeDtype = ZCode.Runtime.ComputeDevice.Dtype(cfg.Train.Dtype, benchDevice);
-            double modelGflop = ZCode.Model.ModelFlops.TrainingStep(cfg.Model, o.Batch, o.SrcLen, o.TgtLen) / 1e9;
+            // Model FLOPs utilisation against the same device's matmul rate in the compute dtype (the machine's bf16 rate
+            // where bf16 is fast, else fp32's), probed after every timed step.
+            var computeDtype = ZCode.Runtime.ComputeDevice.Dtype(cfg.Train.Dtype, ZCode.Runtime.ComputeDevice.Resolve(cfg.Train.Device));
+            double modelFlop = ZCode.Model.ModelFlops.TrainingStep(cfg.Model, o.Batch, o.SrcLen, o.TgtLen);
+            double modelGflop = modelFlop / 1e9;
             double achieved = modelGflop / (r.StepMs / 1000.0);
-            // The machine's bf16 rate where bf16 is fast (what the issue of model FLOPs is measured against), else fp32's.
-            double peak = MatmulRate.GigaflopsPerSecond(benchDevice, computeDtype);
+            double rate = BenchStats.Median(r.MatmulGflops), bestRate = r.MatmulGflops.Max();
+            double mfu = r.Utilisation(modelFlop);
             var output = parse.InvocationConfiguration.Output;
             if (parse.GetValue(json))
             {
@@ -185,7 +186,10 @@ internal static class BenchCommand
                     ["tokens_per_step"] = r.TokensPerStep, ["step_ms"] = Math.Round(r.StepMs, 2),
                     ["tokens_per_s"] = Math.Round(r.TokensPerSecond, 1), ["loss"] = Math.Round(r.LastLoss, 4),
                     ["model_gflop_per_step"] = Math.Round(modelGflop, 3), ["model_gflops"] = Math.Round(achieved, 1),
-                    ["matmul_gflops"] = Math.Round(peak, 1), ["mfu"] = Math.Round(achieved / peak, 4),
+                    ["matmul_gflops"] = Math.Round(rate, 1), ["matmul_gflops_best"] = Math.Round(bestRate, 1),
+                    ["mfu"] = Math.Round(mfu, 4), ["mfu_of_best"] = Math.Round(achieved / bestRate, 4),
+                    ["step_ms_all"] = r.StepTimesMs.Select(t => Math.Round(t, 2)).ToArray(),
+                    ["matmul_gflops_all"] = r.MatmulGflops.Select(g => Math.Round(g, 1)).ToArray(),
                 };
                 if (r.PhaseMs is { } phases) report["profile_ms"] = phases.ToDictionary(p => p.Key, p => Math.Round(p.Value, 2));
                 output.WriteLine(JsonSerializer.Serialize(report));
@@ -194,8 +198,9 @@ internal static class BenchCommand
             {
                 output.WriteLine($"{r.Params:N0} parameters, batch {o.Batch} x ({o.SrcLen} + {o.TgtLen}) tokens, {r.Device}, {torch.get_num_threads()} threads:");
                 output.WriteLine($"  median step {r.StepMs:F1} ms over {o.Steps} steps, {r.TokensPerSecond:N0} tokens/s");
-                output.WriteLine($"  model {modelGflop:F1} GFLOP per step = {achieved:F0} GFLOP/s, {achieved / peak:P1} of the {peak:F0} GFLOP/s " +
-                                 $"of a 2048^3 matmul in {ZCode.Runtime.ComputeDevice.DtypeName(computeDtype)}");
+                output.WriteLine($"  model {modelGflop:F1} GFLOP per step = {achieved:F0} GFLOP/s; a 2048^3 matmul in " +
+                                 $"{ZCode.Runtime.ComputeDevice.DtypeName(computeDtype)} after each step ran at {rate:F0} GFLOP/s (median; best {bestRate:F0})");
+                output.WriteLine($"  model FLOPs utilisation {mfu:P1} (median of each step against its own matmul; {achieved / bestRate:P1} of the best)");
                 if (r.PhaseMs is { } phases)
                 {
                     output.WriteLine($"  {"phase (ms per step; nested phases are inside their parent)",-62} {"ms",8} {"share",7}");

@@ -8,21 +8,47 @@ namespace ZCode.Benchmarks;
 /// The matrix-multiplication rate of a device in a dtype: the best of a few n x n x n products (2 n^3 FLOPs each),
 /// what model FLOPs utilisation is measured against. A large square product runs close to the machine's peak.
 /// </summary>
-public static class MatmulRate
+public sealed class MatmulRate : IDisposable
 {
-    public static double GigaflopsPerSecond(Device device, ScalarType dtype, int n = 2048, int repeats = 5)
+    private readonly Tensor a, b;
+    private readonly Device device;
+    private readonly int n;
+
+    /// <summary>Allocates the two n x n operands once and warms caches and thread pools with one product, so that each
+    /// <see cref="Measure"/> afterwards times only products.</summary>
+    public MatmulRate(Device device, ScalarType dtype, int n = 2048)
     {
-        using var scope = NewDisposeScope();
-        var a = randn(new long[] { n, n }, dtype, device);
-        var b = randn(new long[] { n, n }, dtype, device);
+        this.device = device;
+        this.n = n;
+        a = randn(new long[] { n, n }, dtype, device).DetachFromDisposeScope();
+        b = randn(new long[] { n, n }, dtype, device).DetachFromDisposeScope();
+        Measure(1);
+    }
+
+    /// <summary>GFLOP/s of the fastest of <paramref name="products"/> products.</summary>
+    public double Measure(int products)
+    {
         double best = double.MaxValue;
-        for (int i = 0; i < repeats + 1; i++)
+        for (int i = 0; i < products; i++)
         {
             var clock = Stopwatch.StartNew();
             using (a.mm(b))
                 if (device.type == DeviceType.CUDA) cuda.synchronize(device);
-            if (i > 0) best = Math.Min(best, clock.Elapsed.TotalSeconds); // the first warms caches and thread pools
+            best = Math.Min(best, clock.Elapsed.TotalSeconds);
         }
         return 2.0 * n * n * n / best / 1e9;
+    }
+
+    /// <summary>The rate once: the best of <paramref name="repeats"/> products after a warm-up product.</summary>
+    public static double GigaflopsPerSecond(Device device, ScalarType dtype, int n = 2048, int repeats = 5)
+    {
+        using var rate = new MatmulRate(device, dtype, n);
+        return rate.Measure(repeats);
+    }
+
+    public void Dispose()
+    {
+        a.Dispose();
+        b.Dispose();
     }
 }

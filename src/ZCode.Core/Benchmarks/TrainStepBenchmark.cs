@@ -20,12 +20,22 @@ public sealed record TrainBenchOptions(int Batch, int SrcLen, int TgtLen, int St
 }
 
 /// <summary>Median step time of full training steps and what it means in tokens per second.</summary>
+/// <param name="StepTimesMs">Every timed step, in order.</param>
+/// <param name="MatmulGflops">The device's matmul rate in the compute dtype probed right after each timed step
+/// (<see cref="MatmulRate"/>, the best of <see cref="TrainStepBenchmark.ProbeProducts"/> products), in order.</param>
 /// <param name="PhaseMs">With <see cref="TrainBenchOptions.Profile"/>: milliseconds per step of each phase (phases nest:
 /// "forward" holds attention, ffn, moe ... and "optimizer" its three parts).</param>
-public sealed record TrainBenchResult(TrainBenchOptions Options, long Params, long TokensPerStep, double StepMs, double LastLoss,
-    string Device, IReadOnlyDictionary<string, double>? PhaseMs = null)
+public sealed record TrainBenchResult(TrainBenchOptions Options, long Params, long TokensPerStep, IReadOnlyList<double> StepTimesMs,
+    IReadOnlyList<double> MatmulGflops, double LastLoss, string Device, IReadOnlyDictionary<string, double>? PhaseMs = null)
 {
+    public double StepMs => BenchStats.Median(StepTimesMs);
     public double TokensPerSecond => TokensPerStep / (StepMs / 1000.0);
+
+    /// <summary>Model FLOPs utilisation: the median over timed steps of the step's FLOP rate over the matmul rate probed
+    /// just after it. A step and its probe share the machine's state of that moment (on a shared host the rate drifts
+    /// by a factor of two within seconds), which a single rate measured before or after all steps does not.</summary>
+    public double Utilisation(double flopPerStep)
+        => BenchStats.Median(StepTimesMs.Select((ms, i) => flopPerStep / 1e9 / (ms / 1000.0) / MatmulGflops[i]).ToArray());
 }
 
 /// <summary>
@@ -36,6 +46,9 @@ public sealed record TrainBenchResult(TrainBenchOptions Options, long Params, lo
 /// </summary>
 public static class TrainStepBenchmark
 {
+    /// <summary>2048^3 products of the matmul probe after each timed step; the fastest counts.</summary>
+    public const int ProbeProducts = 2;
+
     /// <summary>Runs the steps; the caller has checked the lengths against the model.</summary>
     public static TrainBenchResult Run(ZCodeConfig cfg, TrainBenchOptions o)
     {
@@ -52,6 +65,8 @@ public static class TrainStepBenchmark
         var device = session.Device;
 
         var times = new List<double>();
+        var rates = new List<double>();
+        using var rate = new MatmulRate(device, session.Dtype);
         if (device.type == DeviceType.CUDA) StepProfile.Synchronize = () => cuda.synchronize(device);
         for (int step = 0; step < o.Warmup + o.Steps; step++)
         {
@@ -61,7 +76,10 @@ public static class TrainStepBenchmark
             // Kernels run asynchronously on a GPU: the step ends when the device is done.
             if (device.type == DeviceType.CUDA)
                 cuda.synchronize(device);
-            if (step >= o.Warmup) times.Add(clock.Elapsed.TotalMilliseconds);
+            if (step < o.Warmup) continue;
+            times.Add(clock.Elapsed.TotalMilliseconds);
+            StepProfile.Enabled = false;
+            rates.Add(rate.Measure(ProbeProducts));
         }
         StepProfile.Enabled = false;
         StepProfile.Synchronize = null;
@@ -70,7 +88,7 @@ public static class TrainStepBenchmark
         // One more, untimed step reads its figures back (a logged step also gathers statistics).
         double loss = trainer.Step(logged: true).Loss;
         long parameters = session.Model!.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
-        return new TrainBenchResult(o, parameters, batches.TokensPerBatch, BenchStats.Median(times), loss,
+        return new TrainBenchResult(o, parameters, batches.TokensPerBatch, times, rates, loss,
             ComputeDevice.Describe(device, session.Dtype), phases);
     }
 }

@@ -50,6 +50,22 @@ public class BenchAndPlotCommandTests
         Assert.That(r.GetProperty("tokens_per_s").GetDouble(), Is.GreaterThan(0));
         Assert.That(r.GetProperty("step_ms").GetDouble(), Is.GreaterThan(0));
         Assert.That(r.GetProperty("params").GetInt64(), Is.GreaterThan(0));
+        // One matmul probe per timed step, and the utilisation is computed from those pairs.
+        Assert.That(r.GetProperty("step_ms_all").GetArrayLength(), Is.EqualTo(2));
+        Assert.That(r.GetProperty("matmul_gflops_all").GetArrayLength(), Is.EqualTo(2));
+        Assert.That(r.GetProperty("matmul_gflops_best").GetDouble(), Is.GreaterThanOrEqualTo(r.GetProperty("matmul_gflops").GetDouble()));
+        Assert.That(r.GetProperty("mfu").GetDouble(), Is.GreaterThan(0));
+    }
+
+    [Test]
+    public void TrainBenchResult_Utilisation_PairsEachStepWithItsOwnProbe()
+    {
+        // 100 GFLOP per step. Steps of 1 s and 2 s each ran at half their probe's rate; a slow step that had a slow probe
+        // (the machine was busy for both) is as efficient as a fast step with a fast probe.
+        var r = new ZCode.Benchmarks.TrainBenchResult(new ZCode.Benchmarks.TrainBenchOptions(1, 1, 1, 3), 1, 1,
+            [1000.0, 2000.0, 1000.0], [200.0, 100.0, 400.0], 0, "cpu");
+        Assert.That(r.Utilisation(100e9), Is.EqualTo(0.5).Within(1e-12));   // ratios 0.5, 0.5, 0.25
+        Assert.That(r.StepMs, Is.EqualTo(1000.0));
     }
 
     [Test]
