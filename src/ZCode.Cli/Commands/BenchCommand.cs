@@ -169,7 +169,6 @@ internal static class BenchCommand
             var r = TrainStepBenchmark.Run(cfg, o);
             // Model FLOPs utilisation against the same device's matmul rate in the compute dtype (the machine's bf16 rate
             // where bf16 is fast, else fp32's), probed after every timed step.
-            var computeDtype = ZCode.Runtime.ComputeDevice.Dtype(cfg.Train.Dtype, ZCode.Runtime.ComputeDevice.Resolve(cfg.Train.Device));
             double modelFlop = ZCode.Model.ModelFlops.TrainingStep(cfg.Model, o.Batch, o.SrcLen, o.TgtLen);
             double modelGflop = modelFlop / 1e9;
             double achieved = modelGflop / (r.StepMs / 1000.0);
@@ -181,7 +180,7 @@ internal static class BenchCommand
                 var report = new Dictionary<string, object>
                 {
                     ["batch"] = o.Batch, ["src_len"] = o.SrcLen, ["tgt_len"] = o.TgtLen, ["steps"] = o.Steps, ["warmup"] = o.Warmup,
-                    ["threads"] = torch.get_num_threads(), ["dtype"] = ZCode.Runtime.ComputeDevice.DtypeName(computeDtype),
+                    ["threads"] = torch.get_num_threads(), ["dtype"] = ZCode.Runtime.ComputeDevice.DtypeName(r.Dtype),
                     ["device"] = r.Device, ["params"] = r.Params,
                     ["tokens_per_step"] = r.TokensPerStep, ["step_ms"] = Math.Round(r.StepMs, 2),
                     ["tokens_per_s"] = Math.Round(r.TokensPerSecond, 1), ["loss"] = Math.Round(r.LastLoss, 4),
@@ -199,7 +198,7 @@ internal static class BenchCommand
                 output.WriteLine($"{r.Params:N0} parameters, batch {o.Batch} x ({o.SrcLen} + {o.TgtLen}) tokens, {r.Device}, {torch.get_num_threads()} threads:");
                 output.WriteLine($"  median step {r.StepMs:F1} ms over {o.Steps} steps, {r.TokensPerSecond:N0} tokens/s");
                 output.WriteLine($"  model {modelGflop:F1} GFLOP per step = {achieved:F0} GFLOP/s; a 2048^3 matmul in " +
-                                 $"{ZCode.Runtime.ComputeDevice.DtypeName(computeDtype)} after each step ran at {rate:F0} GFLOP/s (median; best {bestRate:F0})");
+                                 $"{ZCode.Runtime.ComputeDevice.DtypeName(r.Dtype)} after each step ran at {rate:F0} GFLOP/s (median; best {bestRate:F0})");
                 output.WriteLine($"  model FLOPs utilisation {mfu:P1} (median of each step against its own matmul; {achieved / bestRate:P1} of the best)");
                 if (r.PhaseMs is { } phases)
                 {

@@ -39,13 +39,6 @@ public sealed class MatmulRate : IDisposable
         return 2.0 * n * n * n / best / 1e9;
     }
 
-    /// <summary>The rate once: the best of <paramref name="repeats"/> products after a warm-up product.</summary>
-    public static double GigaflopsPerSecond(Device device, ScalarType dtype, int n = 2048, int repeats = 5)
-    {
-        using var rate = new MatmulRate(device, dtype, n);
-        return rate.Measure(repeats);
-    }
-
     public void Dispose()
     {
         a.Dispose();

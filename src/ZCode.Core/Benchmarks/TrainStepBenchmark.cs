@@ -23,10 +23,11 @@ public sealed record TrainBenchOptions(int Batch, int SrcLen, int TgtLen, int St
 /// <param name="StepTimesMs">Every timed step, in order.</param>
 /// <param name="MatmulGflops">The device's matmul rate in the compute dtype probed right after each timed step
 /// (<see cref="MatmulRate"/>, the best of <see cref="TrainStepBenchmark.ProbeProducts"/> products), in order.</param>
+/// <param name="Dtype">The compute dtype the steps and the probes ran in.</param>
 /// <param name="PhaseMs">With <see cref="TrainBenchOptions.Profile"/>: milliseconds per step of each phase (phases nest:
 /// "forward" holds attention, ffn, moe ... and "optimizer" its three parts).</param>
 public sealed record TrainBenchResult(TrainBenchOptions Options, long Params, long TokensPerStep, IReadOnlyList<double> StepTimesMs,
-    IReadOnlyList<double> MatmulGflops, double LastLoss, string Device, IReadOnlyDictionary<string, double>? PhaseMs = null)
+    IReadOnlyList<double> MatmulGflops, double LastLoss, string Device, ScalarType Dtype, IReadOnlyDictionary<string, double>? PhaseMs = null)
 {
     public double StepMs => BenchStats.Median(StepTimesMs);
     public double TokensPerSecond => TokensPerStep / (StepMs / 1000.0);
@@ -78,7 +79,6 @@ public static class TrainStepBenchmark
                 cuda.synchronize(device);
             if (step < o.Warmup) continue;
             times.Add(clock.Elapsed.TotalMilliseconds);
-            StepProfile.Enabled = false;
             rates.Add(rate.Measure(ProbeProducts));
         }
         StepProfile.Enabled = false;
@@ -89,6 +89,6 @@ public static class TrainStepBenchmark
         double loss = trainer.Step(logged: true).Loss;
         long parameters = session.Model!.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
         return new TrainBenchResult(o, parameters, batches.TokensPerBatch, times, rates, loss,
-            ComputeDevice.Describe(device, session.Dtype), phases);
+            ComputeDevice.Describe(device, session.Dtype), session.Dtype, phases);
     }
 }

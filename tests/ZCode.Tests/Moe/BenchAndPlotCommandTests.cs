@@ -63,7 +63,7 @@ public class BenchAndPlotCommandTests
         // 100 GFLOP per step. Steps of 1 s and 2 s each ran at half their probe's rate; a slow step that had a slow probe
         // (the machine was busy for both) is as efficient as a fast step with a fast probe.
         var r = new ZCode.Benchmarks.TrainBenchResult(new ZCode.Benchmarks.TrainBenchOptions(1, 1, 1, 3), 1, 1,
-            [1000.0, 2000.0, 1000.0], [200.0, 100.0, 400.0], 0, "cpu");
+            [1000.0, 2000.0, 1000.0], [200.0, 100.0, 400.0], 0, "cpu", TorchSharp.torch.ScalarType.BFloat16);
         Assert.That(r.Utilisation(100e9), Is.EqualTo(0.5).Within(1e-12));   // ratios 0.5, 0.5, 0.25
         Assert.That(r.StepMs, Is.EqualTo(1000.0));
     }
