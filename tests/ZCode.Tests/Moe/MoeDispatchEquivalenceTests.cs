@@ -140,4 +140,51 @@ public class MoeDispatchEquivalenceTests
         Assert.That(LateMinusEarly("order"), Is.EqualTo(1.0), "order: late tokens always dropped, early never");
         Assert.That(Math.Abs(LateMinusEarly("random")), Is.LessThan(0.08), "RTS: no positional bias");
     }
+
+    [TestCase(1, 8.0, 0.0)]
+    [TestCase(2, 0.5, 0.0)]
+    [TestCase(2, 1.25, 0.3)]
+    public void PackedPath_PaddedSegments_GiveTheUnpaddedOutputsAndGradients(int topK, double cf, double expertDropout)
+    {
+        // Rows rounded up per expert (what 16-bit CPU training does to keep oneDNN's kernel cache warm) must not change
+        // any output, input gradient or weight gradient: padding rows read zeros, weigh 0 and land in a cut-off row.
+        // Checked in fp32, where the unpadded path is the reference; masked tokens, drops and expert dropout included.
+        using var scope = NewDisposeScope();
+        manual_seed(11);
+        const int e = 4, d = 6, f = 10, tokens = 37;
+        using var layer = new MoeLayer("moe", d, f, Cfg(e, topK, cf: cf, expertDropout: expertDropout)) { Seed = 5 };
+        layer.train();
+        using (no_grad())
+            foreach (var (name, p) in layer.named_parameters())
+                if (name.StartsWith('b')) p.normal_();   // nonzero biases: a padding row that reached a token would show
+        var xData = randn(tokens, d);
+        var upstream = randn(tokens, d);
+        var mask = arange(tokens).remainder(5).ne(3);
+
+        (Tensor Y, Tensor GradX, Dictionary<string, Tensor> Grads) Run(int rowMultiple)
+        {
+            layer.zero_grad();
+            layer.Seed = 5;
+            manual_seed(12);   // expert dropout draws from the global generator's counter
+            var x = xData.clone().requires_grad_(true);
+            var r = layer.RouteTokens(x, mask);
+            var y = layer.RunExperts(x, r, rowMultiple);
+            (y * upstream).sum().backward();
+            return (y.detach(), x.grad!.clone(), layer.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()));
+        }
+
+        var plain = Run(1);
+        foreach (int multiple in new[] { 8, 16 })
+        {
+            var padded = Run(multiple);
+            Assert.That(MaxDiff(padded.Y, plain.Y), Is.LessThan(1e-6), $"output, rows rounded to {multiple}");
+            Assert.That(MaxDiff(padded.GradX, plain.GradX), Is.LessThan(1e-6), $"grad x, rows rounded to {multiple}");
+            foreach (var name in plain.Grads.Keys)
+                Assert.That(MaxDiff(padded.Grads[name], plain.Grads[name]), Is.LessThan(1e-6), $"grad {name}, rows rounded to {multiple}");
+        }
+        Assert.That(plain.Y.abs().sum(dim: 1).masked_select(mask.logical_not()).abs().max().item<float>(), Is.EqualTo(0f),
+            "masked tokens get exactly zero");
+        Assert.That(MoeLayer.SegmentRowMultiple(ScalarType.BFloat16), Is.EqualTo(16), "16-bit CPU training pads");
+        Assert.That(MoeLayer.SegmentRowMultiple(ScalarType.Float32), Is.EqualTo(1), "fp32 runs unpadded, bit for bit as before");
+    }
 }
