@@ -85,7 +85,7 @@ public sealed partial class MoeLayer
     /// Rows each expert's segment is rounded up to, or 1 for none. oneDNN, which runs LibTorch's 16-bit CPU matmuls,
     /// builds (JIT-compiles) a kernel for every new matrix shape and keeps 1,024 in its cache: the per-expert row counts
     /// change every step, so unpadded segments make it compile a few hundred kernels a step on the calling thread
-    /// (0.2-0.4 ms each, a tenth of a step at the shapes of bench/train-vs-peer.sh) and evict the rest of the model's.
+    /// (0.2-0.4 ms each, 7% of the main thread at the shapes of bench/train-vs-peer.sh) and evict the rest of the model's.
     /// Rounded to 16 rows, an expert's matmuls take one of S*k/16 shapes, which stay cached. fp32 CPU matmuls go to
     /// MKL, which compiles nothing: they run unpadded, so fp32 results are those of the unpadded layer bit for bit.
     /// </summary>
