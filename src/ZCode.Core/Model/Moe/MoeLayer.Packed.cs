@@ -54,7 +54,7 @@ public sealed partial class MoeLayer
         var input = x2;
         var rowCounts = counts;
         if (rowMultiple > 1)
-            (input, tokens, gates, noise, rowCounts) = PadSegments(x2, tokens, gates, noise, counts, rowMultiple);
+            (input, tokens, gates, noise, rowCounts) = PadSegments(x2, tokens, gates, noise, counts, kept, rowMultiple);
         var segments = input.index_select(0, tokens).split(rowCounts);
         var noiseSegments = noise?.split(rowCounts);
         // unbind, not select: its backward stacks the per-expert gradients into one [E, ...] tensor, where E selects
@@ -92,15 +92,15 @@ public sealed partial class MoeLayer
     internal static int SegmentRowMultiple(ScalarType dtype) => dtype == ScalarType.Float32 ? 1 : 16;
 
     /// <summary>
-    /// Pads every expert's run of sorted kept slots to a multiple of <paramref name="multiple"/> rows. Padding rows read
-    /// a zero row appended to the input (row S), have gate 0 and scatter into a spare output row S, so they change no
-    /// output and give every weight a gradient of exactly zero from their rows; their dropout multipliers are 1.
+    /// Pads every expert's run of the <paramref name="kept"/> sorted kept slots to a multiple of
+    /// <paramref name="multiple"/> rows. Padding rows read a zero row appended to the input (row S), have gate 0 and
+    /// scatter into a spare output row S, so they change no output and give every weight a gradient of exactly zero
+    /// from their rows; their dropout multipliers are 1.
     /// </summary>
     private static (Tensor Input, Tensor Tokens, Tensor Gates, Tensor? Noise, long[] Counts) PadSegments(Tensor x2,
-        Tensor tokens, Tensor gates, Tensor? noise, long[] counts, int multiple)
+        Tensor tokens, Tensor gates, Tensor? noise, long[] counts, long kept, int multiple)
     {
         long s = x2.shape[0];
-        long kept = counts.Sum();
         var padded = counts.Select(c => (c + multiple - 1) / multiple * multiple).ToArray();
         long rows = padded.Sum();
         if (rows == kept) return (x2, tokens, gates, noise, counts);
